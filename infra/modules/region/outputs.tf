@@ -1,0 +1,95 @@
+output "region" {
+  description = "The region this module deployed."
+  value       = var.region
+}
+
+output "queue_arn" {
+  description = "ARN of the apply queue: one of the topic module's subscriber_queue_arns."
+  value       = aws_sqs_queue.this.arn
+}
+
+output "queue_url" {
+  description = "URL of the apply queue (REGIS_QUEUE_URL of a `regis worker`)."
+  value       = aws_sqs_queue.this.url
+}
+
+output "queue_name" {
+  description = "Name of the apply queue."
+  value       = aws_sqs_queue.this.name
+}
+
+output "visibility_timeout_seconds" {
+  description = "Visibility timeout of the apply queue, as set or as derived from the Lambda timeout."
+  value       = aws_sqs_queue.this.visibility_timeout_seconds
+}
+
+output "dlq_arn" {
+  description = "ARN of the dead-letter queue."
+  value       = aws_sqs_queue.dlq.arn
+}
+
+output "dlq_url" {
+  description = "URL of the dead-letter queue (REGIS_DLQ_URL; what `regis dlq` reads)."
+  value       = aws_sqs_queue.dlq.url
+}
+
+output "dlq_name" {
+  description = "Name of the dead-letter queue."
+  value       = aws_sqs_queue.dlq.name
+}
+
+output "filter_policy" {
+  description = "The subscriptions' filter policy (JSON, scope MessageAttributes)."
+  value       = jsonencode(local.filter_policy)
+}
+
+output "subscription_arns" {
+  description = "ARNs of the subscriptions, in the order of topic_arns."
+  value       = aws_sns_topic_subscription.this[*].arn
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key of the queues, the Lambda environment, the logs, the alarm topic and ElastiCache."
+  value       = local.kms_key_arn
+}
+
+output "alarm_topic_arn" {
+  description = "ARN of the SNS topic that the region's alarms notify: subscribe the on-call's endpoints to it."
+  value       = aws_sns_topic.alarms.arn
+}
+
+output "lambda_function_arn" {
+  description = "ARN of the applier Lambda (null without create_lambda)."
+  value       = try(aws_lambda_function.this[0].arn, null)
+}
+
+output "lambda_role_arn" {
+  description = "ARN of the applier's IAM role (null without create_lambda)."
+  value       = try(aws_iam_role.lambda[0].arn, null)
+}
+
+output "lambda_security_group_id" {
+  description = "Security group of the applier's network interfaces (null outside a VPC)."
+  value       = try(aws_security_group.lambda[0].id, null)
+}
+
+output "log_group_name" {
+  description = "CloudWatch log group of the applier (null without create_lambda)."
+  value       = try(aws_cloudwatch_log_group.lambda[0].name, null)
+}
+
+output "elasticache_replication_group_id" {
+  description = "Id of the created replication group (null without create_elasticache)."
+  value       = try(aws_elasticache_replication_group.this[0].id, null)
+}
+
+output "redis_endpoint" {
+  description = "Primary (or, in cluster mode, configuration) endpoint of the created replication group (null without create_elasticache)."
+  value       = local.redis_host
+}
+
+output "redis_url" {
+  description = "REGIS_REDIS_URL the applier uses, AUTH token included."
+  value       = local.redis_url
+  sensitive   = true
+}

@@ -1,0 +1,564 @@
+################################################################################
+# Region and subscriptions
+################################################################################
+
+variable "region" {
+  description = "The AWS region this module deploys to (must be the region of the provider passed to it). It is the value the subscription filter matches in the batches' regions attribute, and REGIS_REGION of the applier."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$", var.region))
+    error_message = "region must be an AWS region name such as eu-west-1."
+  }
+}
+
+variable "topic_arns" {
+  description = "ARNs of the replication topics this region applies (every origin region's topic, output topic_arn of the topic module). The queue subscribes to each, and only these topics may send to the queue."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.topic_arns) > 0
+    error_message = "At least one topic ARN is required."
+  }
+
+  validation {
+    condition     = alltrue([for arn in var.topic_arns : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", arn))])
+    error_message = "Every topic must be a standard SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)."
+  }
+}
+
+variable "allowed_tenants" {
+  description = "When set, this region accepts only these tenants: the filter policy gets \"tenant\": [...] next to \"regions\": [region, \"*\"]. When null, every tenant whose batches name this region (or \"*\") is accepted."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.allowed_tenants == null || try(length(var.allowed_tenants) > 0 && alltrue([for t in var.allowed_tenants : length(t) > 0]), false)
+    error_message = "allowed_tenants must be null (every tenant) or a non-empty list of non-empty tenant ids."
+  }
+}
+
+################################################################################
+# Queues
+################################################################################
+
+variable "queue_name" {
+  description = "Name of the apply queue."
+  type        = string
+  default     = "regis-apply"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,80}$", var.queue_name))
+    error_message = "queue_name must be 1 to 80 letters, digits, hyphens or underscores (standard queue, no .fifo)."
+  }
+}
+
+variable "dlq_name" {
+  description = "Name of the dead-letter queue. When null, \"<queue_name>-dlq\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dlq_name == null || can(regex("^[A-Za-z0-9_-]{1,80}$", var.dlq_name))
+    error_message = "dlq_name must be 1 to 80 letters, digits, hyphens or underscores, or null."
+  }
+}
+
+variable "message_retention_seconds" {
+  description = "How long the apply queue keeps a batch. Must not exceed tombstone_horizon_seconds: a delete's tombstone has to outlive every batch still in flight."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600
+    error_message = "message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "How long the dead-letter queue keeps a failed batch; longer than the apply queue's retention so an operator has time to inspect and redrive."
+  type        = number
+  default     = 1209600
+
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
+    error_message = "dlq_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "max_receive_count" {
+  description = "Receives of a batch before SQS moves it to the dead-letter queue (redrive policy maxReceiveCount). Retryable failures are retried this many times."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000 && floor(var.max_receive_count) == var.max_receive_count
+    error_message = "max_receive_count must be a whole number between 1 and 1000."
+  }
+}
+
+variable "visibility_timeout_seconds" {
+  description = "Visibility timeout of the apply queue. When null it is derived as AWS advises for a Lambda event source: 6 x lambda_timeout + maximum_batching_window_in_seconds. Set it when create_lambda is false (the regis worker's receive loop then uses it)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.visibility_timeout_seconds == null || try(var.visibility_timeout_seconds >= 0 && var.visibility_timeout_seconds <= 43200, false)
+    error_message = "visibility_timeout_seconds must be between 0 and 43200 (12 hours), or null."
+  }
+}
+
+variable "receive_wait_time_seconds" {
+  description = "Long-polling wait of ReceiveMessage on the apply queue."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.receive_wait_time_seconds >= 0 && var.receive_wait_time_seconds <= 20
+    error_message = "receive_wait_time_seconds must be between 0 and 20."
+  }
+}
+
+variable "max_message_size" {
+  description = "Largest message the apply queue and the DLQ accept, in bytes. Must be at least the topic's max_message_bytes."
+  type        = number
+  default     = 262144
+
+  validation {
+    condition     = var.max_message_size >= 1024 && var.max_message_size <= 1048576
+    error_message = "max_message_size must be between 1024 and 1048576 bytes."
+  }
+}
+
+################################################################################
+# Encryption
+################################################################################
+
+variable "kms_key_arn" {
+  description = "ARN of an existing customer managed KMS key for the queues, the Lambda environment, the log group, the alarm topic and ElastiCache. Its policy must let sns.amazonaws.com (delivery from the topics), logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use it. When null, the module creates such a key."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (not an alias), or null."
+  }
+}
+
+variable "kms_key_deletion_window_in_days" {
+  description = "Waiting period before the module-created KMS key is deleted after a destroy."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.kms_key_deletion_window_in_days >= 7 && var.kms_key_deletion_window_in_days <= 30
+    error_message = "The deletion window must be between 7 and 30 days."
+  }
+}
+
+variable "kms_data_key_reuse_period_seconds" {
+  description = "How long SQS reuses a data key before calling KMS again."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.kms_data_key_reuse_period_seconds >= 60 && var.kms_data_key_reuse_period_seconds <= 86400
+    error_message = "kms_data_key_reuse_period_seconds must be between 60 and 86400."
+  }
+}
+
+################################################################################
+# Lambda applier
+################################################################################
+
+variable "create_lambda" {
+  description = "Create the applier Lambda, its role, log group, event source mapping and error alarm. Set false where Lambda cannot run (LocalStack without Docker) or when the applier runs as `regis worker` elsewhere; queues, DLQ, subscriptions and filter policies are kept."
+  type        = bool
+  default     = true
+}
+
+variable "lambda_zip_path" {
+  description = "Path of the cargo-lambda package (target/lambda/regis-lambda/bootstrap.zip from `cargo lambda build --release --arm64 --output-format zip -p regis-lambda`). Required when create_lambda is true."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.lambda_zip_path == null || can(regex("\\.zip$", var.lambda_zip_path))
+    error_message = "lambda_zip_path must be the path of a .zip file, or null."
+  }
+}
+
+variable "function_name" {
+  description = "Name of the applier Lambda function (also names its role and log group)."
+  type        = string
+  default     = "regis-apply"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,40}$", var.function_name))
+    error_message = "function_name must be 1 to 40 letters, digits, hyphens or underscores (the IAM role name adds the region to it)."
+  }
+}
+
+variable "lambda_architecture" {
+  description = "Instruction set of the package: arm64 for `cargo lambda build --arm64`, x86_64 for `--x86-64`."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_memory_size" {
+  description = "Memory of the applier in MB (CPU scales with it)."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.lambda_memory_size >= 128 && var.lambda_memory_size <= 10240
+    error_message = "lambda_memory_size must be between 128 and 10240 MB."
+  }
+}
+
+variable "lambda_timeout" {
+  description = "Timeout of one invocation in seconds. The queue's visibility timeout is derived from it."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.lambda_timeout >= 1 && var.lambda_timeout <= 900
+    error_message = "lambda_timeout must be between 1 and 900 seconds."
+  }
+}
+
+variable "reserved_concurrent_executions" {
+  description = "Concurrency reserved for the applier; also caps how hard one region's Redis is hit. Must be at least maximum_concurrency, as AWS advises, or -1 for no reservation."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.reserved_concurrent_executions == -1 || var.reserved_concurrent_executions >= 2
+    error_message = "reserved_concurrent_executions must be -1 (unreserved) or at least 2 (the smallest maximum_concurrency)."
+  }
+}
+
+variable "batch_size" {
+  description = "Records per invocation (event source mapping). Above 10, maximum_batching_window_in_seconds must be at least 1."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be between 1 and 10000."
+  }
+}
+
+variable "maximum_batching_window_in_seconds" {
+  description = "How long the event source mapping gathers records before invoking."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.maximum_batching_window_in_seconds >= 0 && var.maximum_batching_window_in_seconds <= 300
+    error_message = "maximum_batching_window_in_seconds must be between 0 and 300."
+  }
+}
+
+variable "maximum_concurrency" {
+  description = "Most concurrent invocations the SQS event source mapping starts (scaling_config.maximum_concurrency)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.maximum_concurrency >= 2 && var.maximum_concurrency <= 1000
+    error_message = "maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+variable "applier_mode" {
+  description = "REGIS_MODE: lww (last writer wins, versioned) or plain (apply as-is)."
+  type        = string
+  default     = "lww"
+
+  validation {
+    condition     = contains(["lww", "plain"], var.applier_mode)
+    error_message = "applier_mode must be lww or plain."
+  }
+}
+
+variable "signing_keys" {
+  description = "REGIS_SIGNING_KEYS: comma-separated id:base64secret pairs. When set, the applier refuses unsigned or badly signed batches. Stored in the Lambda environment, encrypted with the module's KMS key."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.signing_keys == null || can(regex("^[A-Za-z0-9._-]+:[A-Za-z0-9+/]+=*(,[A-Za-z0-9._-]+:[A-Za-z0-9+/]+=*)*$", var.signing_keys))
+    error_message = "signing_keys must be comma-separated id:base64secret pairs, or null."
+  }
+}
+
+variable "tombstone_horizon_seconds" {
+  description = "REGIS_TOMBSTONE_HORIZON_SECONDS: how long version bookkeeping outlives deleted data. At least message_retention_seconds."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.tombstone_horizon_seconds >= 60 && floor(var.tombstone_horizon_seconds) == var.tombstone_horizon_seconds
+    error_message = "tombstone_horizon_seconds must be a whole number of seconds, at least 60."
+  }
+}
+
+variable "sentry_dsn" {
+  description = "SENTRY_DSN: report permanent failures and panics to Sentry. Null disables Sentry."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.sentry_dsn == null || can(regex("^https?://", var.sentry_dsn))
+    error_message = "sentry_dsn must be an http(s) DSN, or null."
+  }
+}
+
+variable "log_retention_in_days" {
+  description = "Retention of the applier's CloudWatch log group."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_in_days)
+    error_message = "log_retention_in_days must be one of the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)."
+  }
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing of the function: PassThrough or Active (Active also grants the role X-Ray write access)."
+  type        = string
+  default     = "PassThrough"
+
+  validation {
+    condition     = contains(["PassThrough", "Active"], var.tracing_mode)
+    error_message = "tracing_mode must be PassThrough or Active."
+  }
+}
+
+variable "code_signing_config_arn" {
+  description = "ARN of a Lambda code signing configuration; when set, only packages signed by its AWS Signer profiles deploy. Null deploys the package unsigned."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.code_signing_config_arn == null || can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:code-signing-config:csc-[a-z0-9]+$", var.code_signing_config_arn))
+    error_message = "code_signing_config_arn must be a Lambda code signing config ARN, or null."
+  }
+}
+
+################################################################################
+# Network
+################################################################################
+
+variable "vpc_id" {
+  description = "VPC of the subnets. Required when subnet_ids is not empty (the Lambda's security group and ElastiCache's live there)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.vpc_id == null || can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must be a VPC id (vpc-...), or null."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Private subnets for the Lambda's network interfaces and ElastiCache. They need a route to SQS and KMS (NAT gateway or VPC endpoints). Empty: the Lambda runs outside any VPC (only with a Redis reachable from there, create_elasticache = false)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]+$", s))])
+    error_message = "subnet_ids must be subnet ids (subnet-...)."
+  }
+}
+
+variable "https_egress_cidr_blocks" {
+  description = "Where the Lambda may open HTTPS connections (SQS, KMS, CloudWatch, Sentry): through a NAT gateway this is 0.0.0.0/0, with VPC endpoints only it can be the VPC's CIDR."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = alltrue([for c in var.https_egress_cidr_blocks : can(cidrhost(c, 0))])
+    error_message = "https_egress_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
+################################################################################
+# Redis
+################################################################################
+
+variable "create_elasticache" {
+  description = "Create an ElastiCache replication group for this region (true), or use the Redis given in redis_url (false)."
+  type        = bool
+  default     = true
+}
+
+variable "redis_url" {
+  description = "REGIS_REDIS_URL of a Redis brought by the user (redis:// or rediss://, with user and password for AUTH/ACL). Required when create_elasticache is false and create_lambda is true; must be null when create_elasticache is true."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.redis_url == null || can(regex("^rediss?://[^ ]+$", var.redis_url))
+    error_message = "redis_url must start with redis:// or rediss://, or be null."
+  }
+}
+
+variable "redis_cidr_blocks" {
+  description = "Where the Redis of redis_url lives, for the Lambda's security group egress on redis_port (create_elasticache = false, Lambda in a VPC)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.redis_cidr_blocks : can(cidrhost(c, 0))])
+    error_message = "redis_cidr_blocks must be IPv4 CIDR blocks."
+  }
+}
+
+variable "redis_port" {
+  description = "Port of Redis (ElastiCache's, or the one of redis_url)."
+  type        = number
+  default     = 6379
+
+  validation {
+    condition     = var.redis_port >= 1 && var.redis_port <= 65535
+    error_message = "redis_port must be a TCP port."
+  }
+}
+
+variable "redis_cluster_mode" {
+  description = "REGIS_REDIS_CLUSTER: Redis Cluster (ElastiCache cluster mode enabled). With create_elasticache, creates a cluster-mode replication group of elasticache_shards shards."
+  type        = bool
+  default     = false
+}
+
+variable "elasticache_node_type" {
+  description = "Node type of the replication group."
+  type        = string
+  default     = "cache.t4g.small"
+
+  validation {
+    condition     = can(regex("^cache\\.[a-z0-9]+\\.[a-z0-9]+$", var.elasticache_node_type))
+    error_message = "elasticache_node_type must be an ElastiCache node type such as cache.t4g.small."
+  }
+}
+
+variable "elasticache_engine_version" {
+  description = "Redis OSS engine version of the replication group (7.x: the applier's Lua and functions need it)."
+  type        = string
+  default     = "7.1"
+
+  validation {
+    condition     = can(regex("^7\\.[0-9]+$", var.elasticache_engine_version))
+    error_message = "elasticache_engine_version must be a Redis 7 version such as 7.1."
+  }
+}
+
+variable "elasticache_replicas" {
+  description = "Replicas per shard (automatic failover and Multi-AZ are always on, so at least 1; the subnets should span as many availability zones)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.elasticache_replicas >= 1 && var.elasticache_replicas <= 5
+    error_message = "elasticache_replicas must be between 1 and 5: automatic failover needs a replica."
+  }
+}
+
+variable "elasticache_shards" {
+  description = "Shards (node groups) when redis_cluster_mode is true; ignored otherwise."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.elasticache_shards >= 1 && var.elasticache_shards <= 500
+    error_message = "elasticache_shards must be between 1 and 500."
+  }
+}
+
+variable "elasticache_auth_token" {
+  description = "AUTH token of the replication group (16 to 128 printable characters, none of @ \" / or space). Required when create_elasticache is true; it becomes the password of REGIS_REDIS_URL."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.elasticache_auth_token == null || can(regex("^[!#-.0-?A-~]{16,128}$", var.elasticache_auth_token))
+    error_message = "elasticache_auth_token must be 16 to 128 printable ASCII characters without @, \", / or space, or null."
+  }
+}
+
+variable "elasticache_snapshot_retention_limit" {
+  description = "Days of automatic snapshots of the replication group (0 disables them)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.elasticache_snapshot_retention_limit >= 0 && var.elasticache_snapshot_retention_limit <= 35
+    error_message = "elasticache_snapshot_retention_limit must be between 0 and 35."
+  }
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+variable "alarm_oldest_message_age_seconds" {
+  description = "Alarm when the oldest batch in the apply queue is older than this (replication is falling behind)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.alarm_oldest_message_age_seconds >= 60
+    error_message = "alarm_oldest_message_age_seconds must be at least 60."
+  }
+}
+
+variable "alarm_lambda_errors_threshold" {
+  description = "Alarm when the applier's Errors (failed or timed-out invocations, not per-record failures) in one period exceed this."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alarm_lambda_errors_threshold >= 0
+    error_message = "alarm_lambda_errors_threshold must not be negative."
+  }
+}
+
+variable "alarm_period_seconds" {
+  description = "Period of the alarms' statistics (SQS publishes its metrics every minute)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alarm_period_seconds >= 60 && var.alarm_period_seconds % 60 == 0
+    error_message = "alarm_period_seconds must be a multiple of 60."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource of the module."
+  type        = map(string)
+  default     = {}
+}
+
+variable "elasticache_replication_group_id" {
+  description = "Id of the replication group created when create_elasticache is true (unique per account and region)."
+  type        = string
+  default     = "regis"
+
+  validation {
+    condition     = can(regex("^[a-z]([a-z0-9]|-[a-z0-9]){0,39}$", var.elasticache_replication_group_id))
+    error_message = "elasticache_replication_group_id must be 1 to 40 lowercase letters, digits and single hyphens, starting with a letter and not ending with a hyphen."
+  }
+}

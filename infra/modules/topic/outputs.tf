@@ -1,0 +1,29 @@
+output "topic_arn" {
+  description = "ARN of the replication topic: the publisher's topic_arn, and one of the region module's topic_arns."
+  value       = aws_sns_topic.this.arn
+}
+
+output "topic_name" {
+  description = "Name of the replication topic."
+  value       = aws_sns_topic.this.name
+}
+
+output "topic_region" {
+  description = "Region of the topic (the origin region of the publishers that use it)."
+  value       = data.aws_region.current.name
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key that encrypts the topic (created by the module or passed in)."
+  value       = local.kms_key_arn
+}
+
+output "max_message_bytes" {
+  description = "Largest batch the publisher may send, attributes included. SNS has no topic attribute for it: wire the publisher's max_message_bytes from this output."
+  value       = var.max_message_bytes
+}
+
+output "publisher_policy_json" {
+  description = "IAM policy (JSON) that grants a publisher role what it needs: sns:Publish on the topic and the KMS data-key operations through SNS. Attach it to each role listed in publisher_role_arns."
+  value       = data.aws_iam_policy_document.publisher.json
+}
