@@ -1,0 +1,33 @@
+output "topic_arn" {
+  description = "ARN of the replication topic (the publisher's topic_arn; .regis/env.json topic_arn)."
+  value       = module.topic.topic_arn
+}
+
+output "max_message_bytes" {
+  description = "The publisher's max_message_bytes."
+  value       = module.topic.max_message_bytes
+}
+
+output "publisher_role_arn" {
+  description = "Role the publishers use."
+  value       = aws_iam_role.publisher.arn
+}
+
+output "publisher_tenants" {
+  description = "The publisher's tenant map: tenant => regions its batches carry in the regions attribute (a tenant not listed sends [\"*\"])."
+  value       = var.tenants
+}
+
+output "regions" {
+  description = "Per region: queue and DLQ URLs and ARNs, and the subscription's filter policy (the shape of .regis/env.json regions)."
+  value = {
+    for m in [module.region_ap_southeast_1, module.region_ap_south_1, module.region_eu_west_1] : m.region => {
+      queue_url     = m.queue_url
+      queue_arn     = m.queue_arn
+      dlq_url       = m.dlq_url
+      dlq_arn       = m.dlq_arn
+      filter_policy = m.filter_policy
+      alarm_topic   = m.alarm_topic_arn
+    }
+  }
+}
