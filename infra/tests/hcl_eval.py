@@ -339,14 +339,6 @@ def _tostring(v: Any) -> Any:
     return str(v)
 
 
-def _can(thunk: Callable[[], Any]) -> bool:
-    try:
-        thunk()
-        return True
-    except (HclError, KeyError, IndexError, TypeError, ValueError, re.error):
-        return False
-
-
 def _regex(pattern: str, s: str) -> Any:
     m = re.search(pattern, s)
     if not m:
@@ -573,7 +565,11 @@ class Instance:
         if kind == "call":
             name, arg_asts, expand = e[1], e[2], e[3]
             if name == "can":
-                return _can(lambda: self._known(self.eval(arg_asts[0], scope)))
+                try:
+                    value = self.eval(arg_asts[0], scope)
+                except (HclError, KeyError, IndexError, TypeError, ValueError, re.error):
+                    return False
+                return Unknown("can(...)") if _has_unknown(value) else True
             if name == "try":
                 for a in arg_asts:
                     try:
@@ -589,6 +585,8 @@ class Instance:
                     return f.read()
             if name not in FUNCTIONS:
                 raise HclError(f"function {name} is not supported by the test evaluator")
+            if name in ("alltrue", "anytrue") and _has_unknown(args):
+                return Unknown(f"{name}(...)")
             if name != "jsonencode" and any(isinstance(a, Unknown) for a in args):
                 return Unknown(f"{name}(...)")
             return FUNCTIONS[name](*args)
