@@ -97,7 +97,7 @@ done
 
 step "terraform fmt"
 if command -v terraform >/dev/null 2>&1; then
-  terraform fmt -check -recursive -diff "$INFRA"
+  TF_CLI_CONFIG_FILE="${TF_CLI_CONFIG_FILE:-/dev/null}" terraform fmt -check -recursive -diff "$INFRA"
   echo "formatted"
 else
   echo "terraform is not installed: skipped (the other checks do not need it)"

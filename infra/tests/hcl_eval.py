@@ -502,14 +502,15 @@ class Instance:
             return 1
         return int(self.eval(to_ast(body["count"])))
 
-    def attr(self, rtype: str, rname: str, *path: str, kind: str = "resource") -> Any:
-        """Evaluate an argument (or a nested block's argument) of a resource."""
+    def attr(self, rtype: str, rname: str, *path: str, kind: str = "resource", index: int = 0) -> Any:
+        """Evaluate an argument (or a nested block's argument) of a resource
+        (of its instance `index` when it has a count)."""
         body: Any = (self.module.resources if kind == "resource" else self.module.data)[(rtype, rname)]
         for p in path:
             body = body[p]
             if isinstance(body, list) and body and isinstance(body[0], dict) and body[0].get("__is_block__"):
                 body = body[0]
-        return self.eval(to_ast(body), {"count": {"index": 0}})
+        return self.eval(to_ast(body), {"count": {"index": index}})
 
     def block(self, rtype: str, rname: str, *path: str, kind: str = "resource") -> Any:
         body: Any = (self.module.resources if kind == "resource" else self.module.data)[(rtype, rname)]

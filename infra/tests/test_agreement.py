@@ -188,6 +188,24 @@ def sns_delivers(filter_policy: dict, attributes: dict) -> bool:
     return True
 
 
+def subscription_of(root: hcl_eval.Instance, region: hcl_eval.Instance) -> dict:
+    """The arguments of the topic's subscription of `region`'s apply queue."""
+    topic = root.child("topic")
+    queue = Unknown(f"{region.address}.aws_sqs_queue.this.arn")
+    found = []
+    for i in range(topic.count("aws_sns_topic_subscription", "this")):
+        if topic.attr("aws_sns_topic_subscription", "this", "endpoint", index=i) == queue:
+            found.append(
+                {
+                    arg: topic.attr("aws_sns_topic_subscription", "this", arg, index=i)
+                    for arg in ("topic_arn", "protocol", "raw_message_delivery", "filter_policy_scope", "filter_policy")
+                }
+            )
+    if len(found) != 1:
+        raise AssertionError(f"{len(found)} subscriptions of {queue} on the topic, expected 1")
+    return found[0]
+
+
 def documented_applier_variables() -> dict:
     """Environment variables of the "Applier configuration" table, with their flag."""
     with open(ARCHITECTURE, encoding="utf-8") as f:
@@ -249,11 +267,14 @@ class LocalStackAgreesWithTopology(unittest.TestCase):
             self.assertEqual(queue_mismatches(inst, "dlq", self.topology_py.dlq_attributes(self.topology)), [], region["name"])
 
     def test_subscriptions(self):
+        topic = self.root.child("topic")
+        self.assertEqual(topic.count("aws_sns_topic_subscription", "this"), len(self.topology["regions"]))
         for region, inst in self.regions():
-            self.assertEqual(inst.count("aws_sns_topic_subscription", "this"), 1)
-            raw = inst.attr("aws_sns_topic_subscription", "this", "raw_message_delivery")
-            scope = inst.attr("aws_sns_topic_subscription", "this", "filter_policy_scope")
-            policy = json.loads(inst.attr("aws_sns_topic_subscription", "this", "filter_policy"))
+            sub = subscription_of(self.root, inst)
+            raw, scope = sub["raw_message_delivery"], sub["filter_policy_scope"]
+            policy = json.loads(sub["filter_policy"])
+            self.assertEqual(sub["topic_arn"], Unknown("module.topic.aws_sns_topic.this.arn"))
+            self.assertEqual(sub["protocol"], "sqs")
             self.assertIs(raw, True)
             self.assertEqual(scope, "MessageAttributes")
             # docs/ARCHITECTURE.md: {"regions": ["R", "*"]}, plus "tenant" for an allow-list.
@@ -304,7 +325,7 @@ class LocalStackAgreesWithTopology(unittest.TestCase):
             self.assertEqual(inst.count("aws_sqs_queue_policy", "this"), 1)
 
     def test_filter_policies_route_tenants_as_the_topology_says(self):
-        policies = {r["name"]: json.loads(inst.attr("aws_sns_topic_subscription", "this", "filter_policy")) for r, inst in self.regions()}
+        policies = {r["name"]: json.loads(subscription_of(self.root, inst)["filter_policy"]) for r, inst in self.regions()}
         for tenant, allowed in self.topology.get("tenants", {}).items():
             attributes = {"tenant": tenant, "regions": allowed}
             reached = sorted(r for r, p in policies.items() if sns_delivers(p, attributes))
@@ -441,7 +462,7 @@ class RegionModuleHonoursTheContracts(unittest.TestCase):
         reach = self.root.output("tenant_reach")
         self.assertEqual(reach["hotel-sg"], {"ap-southeast-1": True, "ap-south-1": True, "eu-west-1": False})
         for region, name in REGION_MODULE_NAMES.items():
-            policy = json.loads(self.root.child(name).attr("aws_sns_topic_subscription", "this", "filter_policy"))
+            policy = json.loads(subscription_of(self.root, self.root.child(name))["filter_policy"])
             self.assertEqual(policy, {"regions": [region, "*"]})
             self.assertEqual(
                 sns_delivers(policy, {"tenant": "hotel-sg", "regions": self.root.output("publisher_tenants")["hotel-sg"]}),

@@ -58,10 +58,10 @@ module "topic" {
   name                = var.topic_name
   max_message_bytes   = var.max_message_bytes
   publisher_role_arns = [aws_iam_role.publisher.arn]
-  subscriber_queue_arns = [
-    module.region_ap_southeast_1.queue_arn,
-    module.region_ap_south_1.queue_arn,
-    module.region_eu_west_1.queue_arn,
+  subscriptions = [
+    module.region_ap_southeast_1.subscription,
+    module.region_ap_south_1.subscription,
+    module.region_eu_west_1.subscription,
   ]
 }
 

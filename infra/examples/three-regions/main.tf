@@ -36,10 +36,10 @@ module "topic" {
 
   name                = "regis-replication"
   publisher_role_arns = var.publisher_role_arns
-  subscriber_queue_arns = [
-    module.region_ap_southeast_1.queue_arn,
-    module.region_ap_south_1.queue_arn,
-    module.region_eu_west_1.queue_arn,
+  subscriptions = [
+    module.region_ap_southeast_1.subscription,
+    module.region_ap_south_1.subscription,
+    module.region_eu_west_1.subscription,
   ]
 
   tags = var.tags

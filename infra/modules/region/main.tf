@@ -230,24 +230,6 @@ resource "aws_sqs_queue_policy" "this" {
 }
 
 ################################################################################
-# Subscriptions
-################################################################################
-
-resource "aws_sns_topic_subscription" "this" {
-  count = length(var.topic_arns)
-
-  topic_arn            = var.topic_arns[count.index]
-  protocol             = "sqs"
-  endpoint             = aws_sqs_queue.this.arn
-  raw_message_delivery = true
-  filter_policy_scope  = "MessageAttributes"
-  filter_policy        = jsonencode(local.filter_policy)
-
-  # The queue policy must let the topic send before the first batch arrives.
-  depends_on = [aws_sqs_queue_policy.this]
-}
-
-################################################################################
 # Alarms
 ################################################################################
 

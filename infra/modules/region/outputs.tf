@@ -4,7 +4,7 @@ output "region" {
 }
 
 output "queue_arn" {
-  description = "ARN of the apply queue: one of the topic module's subscriber_queue_arns."
+  description = "ARN of the apply queue."
   value       = aws_sqs_queue.this.arn
 }
 
@@ -39,13 +39,20 @@ output "dlq_name" {
 }
 
 output "filter_policy" {
-  description = "The subscriptions' filter policy (JSON, scope MessageAttributes)."
+  description = "The filter policy of this region's subscriptions (JSON, scope MessageAttributes): {\"regions\": [region, \"*\"]}, plus \"tenant\" with allowed_tenants."
   value       = jsonencode(local.filter_policy)
 }
 
-output "subscription_arns" {
-  description = "ARNs of the subscriptions, in the order of topic_arns."
-  value       = aws_sns_topic_subscription.this[*].arn
+output "subscription" {
+  description = "What a topic module needs to subscribe this region (an element of its subscriptions): the queue ARN and the filter policy. Available once the queue policy admits the topics."
+  value = {
+    queue_arn     = aws_sqs_queue.this.arn
+    filter_policy = jsonencode(local.filter_policy)
+  }
+
+  # SNS may deliver as soon as the subscription exists: the queue policy
+  # must let the topics send by then.
+  depends_on = [aws_sqs_queue_policy.this]
 }
 
 output "kms_key_arn" {

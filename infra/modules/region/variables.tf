@@ -13,7 +13,7 @@ variable "region" {
 }
 
 variable "topic_arns" {
-  description = "ARNs of the replication topics this region applies (every origin region's topic, output topic_arn of the topic module). The queue subscribes to each, and only these topics may send to the queue."
+  description = "ARNs of the replication topics this region applies (every origin region's topic, output topic_arn of the topic module). Only these topics may send to the queue, and only they may use its KMS key. The subscriptions themselves belong to each topic's module (output subscription), because SNS subscribes in the topic's region."
   type        = list(string)
 
   validation {

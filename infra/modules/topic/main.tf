@@ -11,8 +11,10 @@ locals {
   # Accounts that own the subscriber queues: they are the principals that call
   # sns:Subscribe (cross-account subscriptions are allowed, restricted to the
   # named queue endpoints).
+  subscriber_queue_arns = [for s in var.subscriptions : s.queue_arn]
+
   subscriber_account_roots = distinct([
-    for arn in var.subscriber_queue_arns :
+    for arn in local.subscriber_queue_arns :
     "arn:${data.aws_partition.current.partition}:iam::${split(":", arn)[4]}:root"
   ])
 }
@@ -130,7 +132,7 @@ data "aws_iam_policy_document" "topic" {
     condition {
       test     = "StringEquals"
       variable = "sns:Endpoint"
-      values   = var.subscriber_queue_arns
+      values   = local.subscriber_queue_arns
     }
   }
 
@@ -166,7 +168,7 @@ data "aws_iam_policy_document" "topic" {
     condition {
       test     = "StringNotEquals"
       variable = "sns:Endpoint"
-      values   = var.subscriber_queue_arns
+      values   = local.subscriber_queue_arns
     }
   }
 
@@ -192,6 +194,25 @@ data "aws_iam_policy_document" "topic" {
 resource "aws_sns_topic_policy" "this" {
   arn    = aws_sns_topic.this.arn
   policy = data.aws_iam_policy_document.topic.json
+}
+
+################################################################################
+# Subscriptions
+################################################################################
+
+# Created here, with the topic's provider: SNS subscribes in the topic's
+# region, whatever the region of the queue.
+resource "aws_sns_topic_subscription" "this" {
+  count = length(var.subscriptions)
+
+  topic_arn            = aws_sns_topic.this.arn
+  protocol             = "sqs"
+  endpoint             = var.subscriptions[count.index].queue_arn
+  raw_message_delivery = true
+  filter_policy_scope  = "MessageAttributes"
+  filter_policy        = var.subscriptions[count.index].filter_policy
+
+  depends_on = [aws_sns_topic_policy.this]
 }
 
 ################################################################################

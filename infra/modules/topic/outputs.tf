@@ -1,5 +1,5 @@
 output "topic_arn" {
-  description = "ARN of the replication topic: the publisher's topic_arn, and one of the region module's topic_arns."
+  description = "ARN of the replication topic: the publisher's topic_arn, and an element of every region module's topic_arns."
   value       = aws_sns_topic.this.arn
 }
 
@@ -11,6 +11,11 @@ output "topic_name" {
 output "topic_region" {
   description = "Region of the topic (the origin region of the publishers that use it)."
   value       = data.aws_region.current.name
+}
+
+output "subscription_arns" {
+  description = "ARNs of the subscriptions, in the order of var.subscriptions."
+  value       = aws_sns_topic_subscription.this[*].arn
 }
 
 output "kms_key_arn" {

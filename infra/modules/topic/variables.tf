@@ -24,18 +24,26 @@ variable "publisher_role_arns" {
   }
 }
 
-variable "subscriber_queue_arns" {
-  description = "ARNs of the regional apply queues (one per region, output queue_arn of the region module). Only these SQS endpoints may subscribe to the topic."
-  type        = list(string)
+variable "subscriptions" {
+  description = "The regions that apply this topic: output subscription of each region module ({queue_arn, filter_policy}). Each queue is subscribed with raw message delivery and its filter policy (scope MessageAttributes), and only these queues may subscribe to the topic."
+  type = list(object({
+    queue_arn     = string
+    filter_policy = string
+  }))
 
   validation {
-    condition     = length(var.subscriber_queue_arns) > 0
-    error_message = "At least one subscriber queue ARN is required."
+    condition     = length(var.subscriptions) > 0
+    error_message = "At least one subscription is required."
   }
 
   validation {
-    condition     = alltrue([for arn in var.subscriber_queue_arns : can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}$", arn))])
-    error_message = "Every subscriber must be a standard SQS queue ARN (arn:<partition>:sqs:<region>:<account>:<name>)."
+    condition     = alltrue([for s in var.subscriptions : can(regex("^arn:aws[a-z-]*:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}$", s.queue_arn))])
+    error_message = "Every queue_arn must be a standard SQS queue ARN (arn:<partition>:sqs:<region>:<account>:<name>)."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.subscriptions : can(jsondecode(s.filter_policy).regions)])
+    error_message = "Every filter_policy must be a JSON object with a regions key (the region module's filter_policy)."
   }
 }
 
