@@ -1,0 +1,405 @@
+//! Batches: planning their size while they fill, and sealing them into SNS
+//! messages that are never over the limit.
+//!
+//! Commands are serialized once, into a [`CommandList`], when they are
+//! published. With compression the message size is only known when the
+//! batch is sealed, so the planner estimates it from the compression ratio
+//! of the batches sealed before; if a sealed message is still too large,
+//! the batch is split in two and each half encoded again (recursively).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use regis_wire::{
+    BatchHeader, CommandList, Compression, ENVELOPE_OVERHEAD_BYTES, EncodeError, EncodeOptions, Mode, SigningKey,
+    VersionedCommand, encode_list,
+};
+
+use crate::clock::Clock;
+use crate::config::TenantPolicy;
+use crate::error::{DeliveryError, FailureCause, PublishError};
+use crate::receipt::{BatchSlot, Tracker};
+use crate::sns::{Attribute, AttributeValue, OutgoingMessage};
+use crate::stats::{Counters, add};
+
+/// Most commands in one batch: half of the decoder's default limit
+/// (`regis_wire::DecodeLimits::default().max_commands`), so appliers with
+/// default limits accept every batch.
+pub const MAX_BATCH_COMMANDS: usize = 100_000;
+
+/// Most bytes of command JSON in one batch before compression: half of the
+/// decoder's default `max_decompressed_bytes`, for the same reason.
+pub const MAX_BATCH_JSON_BYTES: usize = 16 * 1024 * 1024;
+
+/// Length of a batch id: 128 random bits in hex.
+const BATCH_ID_LEN: usize = 32;
+
+/// Margin on the estimated compression ratio when planning.
+const RATIO_MARGIN: f64 = 1.1;
+
+/// Batches with less JSON than this say little about the compression ratio.
+const MIN_RATIO_SAMPLE_BYTES: usize = 4096;
+
+/// Length of `s` as a JSON string literal (quotes and escapes included).
+fn json_str_len(s: &str) -> usize {
+    serde_json::to_string(s).map_or(s.len() * 6 + 2, |j| j.len())
+}
+
+/// What the publisher knows about a tenant for building its messages.
+#[derive(Debug)]
+pub(crate) struct TenantInfo {
+    pub(crate) name: Arc<str>,
+    pub(crate) attributes: Arc<[Attribute]>,
+    /// Bytes the attributes count toward the message size.
+    pub(crate) attribute_bytes: usize,
+    /// Upper bound of a message's size apart from its command payload:
+    /// envelope, header strings, signature and attributes.
+    pub(crate) fixed_bytes: usize,
+    key_prefix: Option<Vec<u8>>,
+}
+
+impl TenantInfo {
+    pub(crate) fn new(
+        name: &str,
+        policy: Option<&TenantPolicy>,
+        origin: &str,
+        signing_key: Option<&SigningKey>,
+    ) -> Self {
+        let regions = policy
+            .and_then(|p| p.regions.clone())
+            .unwrap_or_else(|| vec!["*".to_owned()]);
+        let attributes: Vec<Attribute> = vec![
+            Attribute {
+                name: "tenant".into(),
+                value: AttributeValue::String(name.to_owned()),
+            },
+            Attribute {
+                name: "origin".into(),
+                value: AttributeValue::String(origin.to_owned()),
+            },
+            Attribute {
+                name: "regions".into(),
+                value: AttributeValue::StringArray(regions),
+            },
+        ];
+        let attribute_bytes = attributes.iter().map(Attribute::size).sum::<usize>();
+        let fixed_bytes = ENVELOPE_OVERHEAD_BYTES
+            + BATCH_ID_LEN
+            + 2
+            + json_str_len(origin)
+            + json_str_len(name)
+            + signing_key.map_or(0, |k| json_str_len(&k.id))
+            + attribute_bytes;
+        Self {
+            name: name.into(),
+            attributes: attributes.into(),
+            attribute_bytes,
+            fixed_bytes,
+            key_prefix: policy.and_then(|p| p.key_prefix.clone()),
+        }
+    }
+
+    /// Refuses keys outside the tenant's prefix.
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), PublishError> {
+        match &self.key_prefix {
+            Some(prefix) if !key.starts_with(prefix) => Err(PublishError::KeyOutsidePrefix {
+                tenant: self.name.to_string(),
+                key: String::from_utf8_lossy(key).into_owned(),
+                prefix: String::from_utf8_lossy(prefix).into_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Decides when an open batch is full.
+#[derive(Debug)]
+pub(crate) struct Planner {
+    max_message_bytes: usize,
+    compression: Compression,
+    /// Largest JSON a batch may hold.
+    json_cap: usize,
+    /// Estimated payload bytes per JSON byte (an `f64`'s bits).
+    ratio: AtomicU64,
+}
+
+impl Planner {
+    pub(crate) fn new(max_message_bytes: usize, compression: Compression, max_buffered_bytes: usize) -> Self {
+        Self {
+            max_message_bytes,
+            compression,
+            // A batch holding more than half the buffer would make
+            // publishers wait for its linger instead of for SNS.
+            json_cap: MAX_BATCH_JSON_BYTES.min((max_buffered_bytes / 2).max(1)),
+            ratio: AtomicU64::new(1.0f64.to_bits()),
+        }
+    }
+
+    fn ratio(&self) -> f64 {
+        f64::from_bits(self.ratio.load(Ordering::Relaxed))
+    }
+
+    /// Estimated message size for `json` bytes of commands.
+    pub(crate) fn planned_size(&self, fixed_bytes: usize, json: usize) -> usize {
+        let compressed = || ((json as f64) * self.ratio() * RATIO_MARGIN).ceil() as usize;
+        let payload = match self.compression {
+            Compression::Zstd(_) => compressed(),
+            // `Auto` keeps the JSON when compressing does not make it smaller.
+            Compression::Auto { min_bytes, .. } if json >= min_bytes => compressed().min(json),
+            _ => json,
+        };
+        fixed_bytes + payload
+    }
+
+    /// Whether `adding` more bytes of JSON still fit in the open batch.
+    pub(crate) fn fits(&self, batch: &OpenBatch, adding: usize) -> bool {
+        let json = batch.list.json_len() + adding;
+        batch.commands.len() < MAX_BATCH_COMMANDS
+            && json <= self.json_cap
+            && self.planned_size(batch.tenant.fixed_bytes, json) <= self.max_message_bytes
+    }
+
+    /// Learns from a sealed message: `size` bytes for `json` bytes of JSON.
+    /// Worse compression is believed at once, better only gradually.
+    fn observe(&self, fixed_bytes: usize, size: usize, json: usize) {
+        if json < MIN_RATIO_SAMPLE_BYTES || !matches!(self.compression, Compression::Zstd(_) | Compression::Auto { .. })
+        {
+            return;
+        }
+        let observed = (size.saturating_sub(fixed_bytes) as f64 / json as f64).clamp(0.001, 2.0);
+        let old = self.ratio();
+        let new = if observed > old {
+            observed
+        } else {
+            0.7 * old + 0.3 * observed
+        };
+        self.ratio.store(new.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether a command that is too large uncompressed fits alone in a
+    /// message once compressed (a trial encode; rare).
+    pub(crate) fn fits_alone(
+        &self,
+        tenant: &TenantInfo,
+        command: &VersionedCommand,
+        options: &EncodeOptions,
+        origin: &str,
+    ) -> Result<bool, EncodeError> {
+        if matches!(self.compression, Compression::None) {
+            return Ok(false);
+        }
+        let mut list = CommandList::new();
+        list.push(command)?;
+        let header = BatchHeader {
+            id: "0".repeat(BATCH_ID_LEN),
+            origin: origin.to_owned(),
+            published_at_ms: u64::MAX,
+            tenant: tenant.name.to_string(),
+            mode: Mode::Lww,
+        };
+        let options = EncodeOptions {
+            compression: Compression::Zstd(compression_level(self.compression)),
+            ..options.clone()
+        };
+        let encoded = encode_list(&header, &list, &options)?;
+        Ok(encoded.text.len() + tenant.attribute_bytes <= self.max_message_bytes)
+    }
+}
+
+fn compression_level(compression: Compression) -> i32 {
+    match compression {
+        Compression::Zstd(level) | Compression::Auto { level, .. } => level,
+        _ => 1,
+    }
+}
+
+/// A batch that is still accepting commands.
+#[derive(Debug)]
+pub(crate) struct OpenBatch {
+    pub(crate) tenant: Arc<TenantInfo>,
+    pub(crate) list: CommandList,
+    pub(crate) commands: Vec<VersionedCommand>,
+    pub(crate) slot: Arc<BatchSlot>,
+    pub(crate) opened_at: tokio::time::Instant,
+    /// Buffer bytes its commands hold.
+    pub(crate) permits: usize,
+}
+
+impl OpenBatch {
+    pub(crate) fn new(tenant: Arc<TenantInfo>, slot: Arc<BatchSlot>) -> Self {
+        Self {
+            tenant,
+            list: CommandList::new(),
+            commands: Vec::new(),
+            slot,
+            opened_at: tokio::time::Instant::now(),
+            permits: 0,
+        }
+    }
+
+    pub(crate) fn close(self, semaphore: &Arc<tokio::sync::Semaphore>) -> ClosedBatch {
+        let tracker = Tracker::new(self.slot, self.commands.len(), self.permits, Arc::clone(semaphore));
+        ClosedBatch {
+            tenant: self.tenant,
+            list: self.list,
+            commands: self.commands,
+            tracker,
+        }
+    }
+}
+
+/// A batch that accepts no more commands, on its way to the sender.
+#[derive(Debug)]
+pub(crate) struct ClosedBatch {
+    tenant: Arc<TenantInfo>,
+    list: CommandList,
+    commands: Vec<VersionedCommand>,
+    tracker: Tracker,
+}
+
+/// One encoded message, ready for SNS.
+#[derive(Debug)]
+pub(crate) struct Part {
+    pub(crate) message: OutgoingMessage,
+    /// Bytes it counts toward the message size limit.
+    pub(crate) size: usize,
+    pub(crate) commands: Vec<VersionedCommand>,
+    pub(crate) tracker: Tracker,
+}
+
+impl Part {
+    /// The error its receipts report.
+    pub(crate) fn delivery_error(&self, attempts: u32, cause: FailureCause) -> DeliveryError {
+        DeliveryError {
+            batch_id: self.message.id.as_str().into(),
+            tenant: self.tracker.tenant(),
+            commands: self.commands.len(),
+            keys: self.commands.iter().map(|c| c.command.key().to_vec()).collect(),
+            attempts,
+            cause,
+        }
+    }
+}
+
+/// Turns closed batches into messages. Owned by the sender task.
+pub(crate) struct Sealer {
+    pub(crate) origin: String,
+    pub(crate) mode: Mode,
+    pub(crate) options: EncodeOptions,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: StdRng,
+    pub(crate) planner: Arc<Planner>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Sealer {
+    pub(crate) fn new_rng(seed: u64) -> StdRng {
+        StdRng::seed_from_u64(seed)
+    }
+
+    fn new_id(&mut self) -> String {
+        format!("{:032x}", self.rng.random::<u128>())
+    }
+
+    /// Encodes a batch into one message, or several if it is too large.
+    pub(crate) fn seal(&mut self, batch: ClosedBatch, out: &mut Vec<Part>) {
+        let ClosedBatch {
+            tenant,
+            list,
+            commands,
+            tracker,
+        } = batch;
+        if commands.is_empty() {
+            tracker.succeed();
+            return;
+        }
+        self.seal_part(&tenant, &list, commands, tracker, out);
+    }
+
+    fn seal_part(
+        &mut self,
+        tenant: &Arc<TenantInfo>,
+        list: &CommandList,
+        mut commands: Vec<VersionedCommand>,
+        tracker: Tracker,
+        out: &mut Vec<Part>,
+    ) {
+        let header = BatchHeader {
+            id: self.new_id(),
+            origin: self.origin.clone(),
+            published_at_ms: self.clock.now_ms(),
+            tenant: tenant.name.to_string(),
+            mode: self.mode,
+        };
+        let encoded = match encode_list(&header, list, &self.options) {
+            Ok(encoded) => encoded,
+            Err(e) => return self.fail(tenant, header.id, &commands, tracker, e.to_string()),
+        };
+        let size = encoded.text.len() + tenant.attribute_bytes;
+        self.planner
+            .observe(tenant.fixed_bytes, size, encoded.uncompressed_bytes);
+        if size <= self.max_message_bytes {
+            add(&self.counters.messages, 1);
+            add(&self.counters.uncompressed_bytes, encoded.uncompressed_bytes);
+            add(&self.counters.message_bytes, encoded.text.len());
+            let message = OutgoingMessage {
+                id: header.id,
+                body: encoded.text,
+                attributes: Arc::clone(&tenant.attributes),
+            };
+            out.push(Part {
+                message,
+                size,
+                commands,
+                tracker,
+            });
+            return;
+        }
+        if commands.len() == 1 {
+            // `publish` refuses commands that cannot fit alone; this is a
+            // safety net, never an oversized message.
+            let why = format!(
+                "a single command encodes to {size} bytes, over the {} limit",
+                self.max_message_bytes
+            );
+            return self.fail(tenant, header.id, &commands, tracker, why);
+        }
+        add(&self.counters.splits, 1);
+        let right = commands.split_off(commands.len() / 2);
+        let (left_list, right_list) = match (relist(&commands), relist(&right)) {
+            (Ok(l), Ok(r)) => (l, r),
+            (Err(e), _) | (_, Err(e)) => {
+                commands.extend(right);
+                return self.fail(tenant, header.id, &commands, tracker, e.to_string());
+            }
+        };
+        let (left_tracker, right_tracker) = tracker.split(commands.len(), left_list.json_len() - 1);
+        self.seal_part(tenant, &left_list, commands, left_tracker, out);
+        self.seal_part(tenant, &right_list, right, right_tracker, out);
+    }
+
+    fn fail(&self, tenant: &TenantInfo, id: String, commands: &[VersionedCommand], tracker: Tracker, why: String) {
+        add(&self.counters.failed_messages, 1);
+        add(&self.counters.failed_commands, commands.len());
+        tracing::error!(batch_id = %id, tenant = %tenant.name, commands = commands.len(), "cannot encode batch: {why}");
+        tracker.fail(DeliveryError {
+            batch_id: id.into(),
+            tenant: Arc::clone(&tenant.name),
+            commands: commands.len(),
+            keys: commands.iter().map(|c| c.command.key().to_vec()).collect(),
+            attempts: 0,
+            cause: FailureCause::Encode(why),
+        });
+    }
+}
+
+fn relist(commands: &[VersionedCommand]) -> Result<CommandList, EncodeError> {
+    let mut list = CommandList::new();
+    for command in commands {
+        list.push(command)?;
+    }
+    Ok(list)
+}
