@@ -155,9 +155,17 @@ else
     fi
     step "building regis (cargo build -p regis-cli)"
     cargo build --quiet -p regis-cli
+    # In parallel: each start waits a moment to see that the worker stays up.
+    worker_jobs=()
     for region in "${REGIONS[@]}"; do
-        "$REGIS_ROOT/local/worker.sh" ensure "$region"
+        "$REGIS_ROOT/local/worker.sh" ensure "$region" 9>&- &
+        worker_jobs+=("$!")
     done
+    worker_status=0
+    for job in "${worker_jobs[@]}"; do
+        wait "$job" || worker_status=1
+    done
+    [ "$worker_status" -eq 0 ] || die "not every worker started (see above)"
 fi
 
 step "environment up (REGIS_ENV_FILE=$REGIS_ENV_FILE)"

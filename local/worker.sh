@@ -50,6 +50,7 @@ print(env["endpoint_url"], r["queue_url"], r["dlq_url"], r["redis_url"])
     AWS_REGION="$region" \
     AWS_EC2_METADATA_DISABLED=true \
     RUST_LOG="${RUST_LOG:-info}" \
+    NO_COLOR=1 \
         start_bg "$name" "$logfile" "$REGIS_BIN" worker \
             --region "$region" \
             --queue-url "$queue_url" \
