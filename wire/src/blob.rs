@@ -48,9 +48,7 @@ impl<'de> Visitor<'de> for BlobVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<u8>, A::Error> {
-        let key: std::borrow::Cow<'de, str> = map
-            .next_key()?
-            .ok_or_else(|| de::Error::custom("empty blob object"))?;
+        let key: std::borrow::Cow<'de, str> = map.next_key()?.ok_or_else(|| de::Error::custom("empty blob object"))?;
         if key != B64_TAG {
             return Err(de::Error::custom(format!("unexpected blob key {key:?}")));
         }
@@ -96,7 +94,10 @@ mod tests {
     #[test]
     fn utf8_is_a_plain_string_and_binary_is_tagged() {
         assert_eq!(serde_json::to_string(&BlobRef(b"hello")).unwrap(), "\"hello\"");
-        assert_eq!(serde_json::to_string(&BlobRef(&[0xff, 0x00])).unwrap(), "{\"b64\":\"/wA=\"}");
+        assert_eq!(
+            serde_json::to_string(&BlobRef(&[0xff, 0x00])).unwrap(),
+            "{\"b64\":\"/wA=\"}"
+        );
     }
 
     #[test]
@@ -109,7 +110,13 @@ mod tests {
 
     #[test]
     fn malformed_blobs_are_errors() {
-        for bad in ["{}", "{\"x\":\"a\"}", "{\"b64\":\"!!\"}", "{\"b64\":\"AA==\",\"y\":1}", "3"] {
+        for bad in [
+            "{}",
+            "{\"x\":\"a\"}",
+            "{\"b64\":\"!!\"}",
+            "{\"b64\":\"AA==\",\"y\":1}",
+            "3",
+        ] {
             assert!(serde_json::from_str::<Blob>(bad).is_err(), "{bad}");
         }
     }

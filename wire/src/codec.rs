@@ -53,7 +53,10 @@ pub enum Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Self::Auto { level: 1, min_bytes: 512 }
+        Self::Auto {
+            level: 1,
+            min_bytes: 512,
+        }
     }
 }
 
@@ -206,10 +209,15 @@ pub fn encode_list(header: &BatchHeader, list: &CommandList, options: &EncodeOpt
     };
     let ts = header.published_at_ms.to_string();
     let n = list.len().to_string();
-    let mut text = String::with_capacity(payload.len() + ENVELOPE_OVERHEAD_BYTES + header.id.len() + header.tenant.len());
+    let mut text =
+        String::with_capacity(payload.len() + ENVELOPE_OVERHEAD_BYTES + header.id.len() + header.tenant.len());
     text.push_str("{\"regis\":");
     text.push_str(&FORMAT_VERSION.to_string());
-    for (name, value) in [("id", &header.id), ("origin", &header.origin), ("tenant", &header.tenant)] {
+    for (name, value) in [
+        ("id", &header.id),
+        ("origin", &header.origin),
+        ("tenant", &header.tenant),
+    ] {
         text.push_str(",\"");
         text.push_str(name);
         text.push_str("\":");
@@ -234,10 +242,20 @@ pub fn encode_list(header: &BatchHeader, list: &CommandList, options: &EncodeOpt
         text.push_str("\"}");
     }
     text.push('}');
-    Ok(Encoded { text, uncompressed_bytes, compressed })
+    Ok(Encoded {
+        text,
+        uncompressed_bytes,
+        compressed,
+    })
 }
 
-fn signed_parts<'a>(header: &'a BatchHeader, ts: &'a str, enc: &'a str, n: &'a str, payload: &'a [u8]) -> [&'a [u8]; 9] {
+fn signed_parts<'a>(
+    header: &'a BatchHeader,
+    ts: &'a str,
+    enc: &'a str,
+    n: &'a str,
+    payload: &'a [u8],
+) -> [&'a [u8]; 9] {
     [
         b"regis/1",
         header.id.as_bytes(),
@@ -297,7 +315,11 @@ pub fn peek_format_version(text: &str) -> Result<u64, DecodeError> {
 /// required (a signature that is present is then not checked either).
 pub fn decode(text: &str, limits: &DecodeLimits, keys: &Keyring) -> Result<Batch, DecodeError> {
     if text.len() > limits.max_message_bytes {
-        return Err(DecodeError::OverLimit { limit: Limit::MessageBytes, max: limits.max_message_bytes, actual: text.len() });
+        return Err(DecodeError::OverLimit {
+            limit: Limit::MessageBytes,
+            max: limits.max_message_bytes,
+            actual: text.len(),
+        });
     }
     let version = peek_format_version(text)?;
     if version != FORMAT_VERSION {
@@ -306,14 +328,28 @@ pub fn decode(text: &str, limits: &DecodeLimits, keys: &Keyring) -> Result<Batch
     let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let mode = env.mode.parse::<Mode>().map_err(DecodeError::Malformed)?;
     if env.n > limits.max_commands {
-        return Err(DecodeError::OverLimit { limit: Limit::Commands, max: limits.max_commands, actual: env.n });
+        return Err(DecodeError::OverLimit {
+            limit: Limit::Commands,
+            max: limits.max_commands,
+            actual: env.n,
+        });
     }
-    let header = BatchHeader { id: env.id, origin: env.origin, published_at_ms: env.ts, tenant: env.tenant, mode };
+    let header = BatchHeader {
+        id: env.id,
+        origin: env.origin,
+        published_at_ms: env.ts,
+        tenant: env.tenant,
+        mode,
+    };
     let raw_payload = env.cmds.get();
     if !keys.is_empty() {
         let sig = env.sig.as_ref().ok_or(DecodeError::Unsigned)?;
         let (ts, n) = (env.ts.to_string(), env.n.to_string());
-        keys.verify(&sig.kid, &sig.mac, &signed_parts(&header, &ts, &env.enc, &n, raw_payload.as_bytes()))?;
+        keys.verify(
+            &sig.kid,
+            &sig.mac,
+            &signed_parts(&header, &ts, &env.enc, &n, raw_payload.as_bytes()),
+        )?;
     }
     let json: std::borrow::Cow<'_, [u8]> = match env.enc.as_str() {
         "json" => {
@@ -330,12 +366,18 @@ pub fn decode(text: &str, limits: &DecodeLimits, keys: &Keyring) -> Result<Batch
         other => return Err(DecodeError::UnknownEncoding(other.to_owned())),
     };
     let mut de = serde_json::Deserializer::from_slice(&json);
-    let commands = BoundedCommands { max: limits.max_commands }
-        .deserialize(&mut de)
-        .and_then(|c| de.end().map(|()| c))
-        .map_err(|e| command_error(&e, limits))?;
+    let commands = BoundedCommands {
+        max: limits.max_commands,
+    }
+    .deserialize(&mut de)
+    .and_then(|c| de.end().map(|()| c))
+    .map_err(|e| command_error(&e, limits))?;
     if commands.len() != env.n {
-        return Err(DecodeError::Malformed(format!("\"n\" says {} commands, found {}", env.n, commands.len())));
+        return Err(DecodeError::Malformed(format!(
+            "\"n\" says {} commands, found {}",
+            env.n,
+            commands.len()
+        )));
     }
     Ok(Batch { header, commands })
 }
@@ -343,8 +385,11 @@ pub fn decode(text: &str, limits: &DecodeLimits, keys: &Keyring) -> Result<Batch
 fn decompress(raw_payload: &str, limits: &DecodeLimits) -> Result<Vec<u8>, DecodeError> {
     let b64: &str = serde_json::from_str(raw_payload)
         .map_err(|_| DecodeError::Malformed("compressed \"cmds\" must be a base64 string without escapes".into()))?;
-    let packed = BASE64.decode(b64).map_err(|e| DecodeError::Corrupt(format!("base64: {e}")))?;
-    let decoder = zstd::stream::read::Decoder::new(packed.as_slice()).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let packed = BASE64
+        .decode(b64)
+        .map_err(|e| DecodeError::Corrupt(format!("base64: {e}")))?;
+    let decoder =
+        zstd::stream::read::Decoder::new(packed.as_slice()).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     let mut out = Vec::new();
     let cap = limits.max_decompressed_bytes as u64 + 1;
     decoder

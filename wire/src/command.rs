@@ -114,6 +114,9 @@ pub enum Command {
     },
 }
 
+/// Field/value pairs of a hash.
+pub type FieldValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The Redis data type a command writes, if it writes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataType {
@@ -260,7 +263,9 @@ impl Serialize for VersionedCommand {
         map.serialize_entry("k", &BlobRef(cmd.key()))?;
         let mut expiry = None;
         match cmd {
-            Command::Set { value, expire_at_ms, .. } => {
+            Command::Set {
+                value, expire_at_ms, ..
+            } => {
                 map.serialize_entry("v", &BlobRef(value))?;
                 expiry = *expire_at_ms;
             }
@@ -272,15 +277,21 @@ impl Serialize for VersionedCommand {
             }
             Command::ZAdd { members, .. } => map.serialize_entry("m", &Scored(members))?,
             Command::PExpireAt { at_ms, .. } => expiry = Some(*at_ms),
-            Command::HReplace { fields, expire_at_ms, .. } => {
+            Command::HReplace {
+                fields, expire_at_ms, ..
+            } => {
                 map.serialize_entry("f", &Pairs(fields))?;
                 expiry = *expire_at_ms;
             }
-            Command::SReplace { members, expire_at_ms, .. } => {
+            Command::SReplace {
+                members, expire_at_ms, ..
+            } => {
                 map.serialize_entry("m", &Blobs(members))?;
                 expiry = *expire_at_ms;
             }
-            Command::ZReplace { members, expire_at_ms, .. } => {
+            Command::ZReplace {
+                members, expire_at_ms, ..
+            } => {
                 map.serialize_entry("m", &Scored(members))?;
                 expiry = *expire_at_ms;
             }
@@ -314,7 +325,11 @@ struct RawCommand {
 /// apart from other malformations.
 pub(crate) const UNKNOWN_OP_MARKER: &str = "regis-unknown-op:";
 
-fn field<T: serde::de::DeserializeOwned, E: de::Error>(value: Option<serde_json::Value>, name: &str, op: &str) -> Result<T, E> {
+fn field<T: serde::de::DeserializeOwned, E: de::Error>(
+    value: Option<serde_json::Value>,
+    name: &str,
+    op: &str,
+) -> Result<T, E> {
     let value = value.ok_or_else(|| E::custom(format!("{op}: missing \"{name}\"")))?;
     serde_json::from_value(value).map_err(|e| E::custom(format!("{op}: bad \"{name}\": {e}")))
 }
@@ -335,18 +350,30 @@ impl<'de> Deserialize<'de> for VersionedCommand {
         let key = raw.k.0;
         let op = raw.op.as_str();
         let forbid = |present: bool, name: &str| -> Result<(), D::Error> {
-            if present { Err(de::Error::custom(format!("{op}: unexpected \"{name}\""))) } else { Ok(()) }
+            if present {
+                Err(de::Error::custom(format!("{op}: unexpected \"{name}\"")))
+            } else {
+                Ok(())
+            }
         };
         let (has_v, has_f, has_m, has_at) = (raw.v.is_some(), raw.f.is_some(), raw.m.is_some(), raw.at.is_some());
         let command = match op {
             "set" => {
                 forbid(has_f || has_m, "f/m")?;
                 let value = raw.v.ok_or_else(|| de::Error::custom("set: missing \"v\""))?.0;
-                Command::Set { key, value, expire_at_ms: raw.at }
+                Command::Set {
+                    key,
+                    value,
+                    expire_at_ms: raw.at,
+                }
             }
             "del" | "persist" => {
                 forbid(has_v || has_f || has_m || has_at, "argument")?;
-                if op == "del" { Command::Del { key } } else { Command::Persist { key } }
+                if op == "del" {
+                    Command::Del { key }
+                } else {
+                    Command::Persist { key }
+                }
             }
             "pexpireat" => {
                 forbid(has_v || has_f || has_m, "argument")?;
@@ -360,12 +387,19 @@ impl<'de> Deserialize<'de> for VersionedCommand {
                     forbid(has_at, "at")?;
                     Command::HSet { key, fields }
                 } else {
-                    Command::HReplace { key, fields, expire_at_ms: raw.at }
+                    Command::HReplace {
+                        key,
+                        fields,
+                        expire_at_ms: raw.at,
+                    }
                 }
             }
             "hdel" => {
                 forbid(has_v || has_m || has_at, "v/m/at")?;
-                Command::HDel { key, fields: blobs(field(raw.f, "f", op)?) }
+                Command::HDel {
+                    key,
+                    fields: blobs(field(raw.f, "f", op)?),
+                }
             }
             "sadd" | "srem" | "zrem" => {
                 forbid(has_v || has_f || has_at, "v/f/at")?;
@@ -378,7 +412,11 @@ impl<'de> Deserialize<'de> for VersionedCommand {
             }
             "sreplace" => {
                 forbid(has_v || has_f, "v/f")?;
-                Command::SReplace { key, members: blobs(field(raw.m, "m", op)?), expire_at_ms: raw.at }
+                Command::SReplace {
+                    key,
+                    members: blobs(field(raw.m, "m", op)?),
+                    expire_at_ms: raw.at,
+                }
             }
             "zadd" | "zreplace" => {
                 forbid(has_v || has_f, "v/f")?;
@@ -387,12 +425,19 @@ impl<'de> Deserialize<'de> for VersionedCommand {
                     forbid(has_at, "at")?;
                     Command::ZAdd { key, members }
                 } else {
-                    Command::ZReplace { key, members, expire_at_ms: raw.at }
+                    Command::ZReplace {
+                        key,
+                        members,
+                        expire_at_ms: raw.at,
+                    }
                 }
             }
             other => return Err(de::Error::custom(format!("{UNKNOWN_OP_MARKER}{other}"))),
         };
         command.validate().map_err(de::Error::custom)?;
-        Ok(VersionedCommand { version: raw.ver, command })
+        Ok(VersionedCommand {
+            version: raw.ver,
+            command,
+        })
     }
 }

@@ -125,7 +125,9 @@ pub enum ParseError {
         instead: &'static str,
     },
     /// A command regis does not replicate at all (reads, admin, scripts, ...).
-    #[error("{0} is not a replicated write; regis replicates SET, DEL, HSET, HDEL, SADD, SREM, ZADD, ZREM, PEXPIREAT, PERSIST (and EXPIRE/PEXPIRE/EXPIREAT, made absolute)")]
+    #[error(
+        "{0} is not a replicated write; regis replicates SET, DEL, HSET, HDEL, SADD, SREM, ZADD, ZREM, PEXPIREAT, PERSIST (and EXPIRE/PEXPIRE/EXPIREAT, made absolute)"
+    )]
     Unsupported(String),
     /// The arguments do not fit the command.
     #[error("{command}: {message}")]

@@ -6,34 +6,102 @@
 //! alternative; relative expiries become absolute against the `now_ms`
 //! the caller passes in.
 
-use crate::command::Command;
+use crate::command::{Command, FieldValues};
 use crate::error::ParseError;
 
 /// Commands refused because applying them twice would be wrong.
 const NOT_IDEMPOTENT: &[(&str, &str, &str)] = &[
     ("INCR", "a redelivered INCR counts twice", "SET with the computed value"),
-    ("INCRBY", "a redelivered INCRBY counts twice", "SET with the computed value"),
-    ("INCRBYFLOAT", "a redelivered INCRBYFLOAT counts twice", "SET with the computed value"),
+    (
+        "INCRBY",
+        "a redelivered INCRBY counts twice",
+        "SET with the computed value",
+    ),
+    (
+        "INCRBYFLOAT",
+        "a redelivered INCRBYFLOAT counts twice",
+        "SET with the computed value",
+    ),
     ("DECR", "a redelivered DECR counts twice", "SET with the computed value"),
-    ("DECRBY", "a redelivered DECRBY counts twice", "SET with the computed value"),
-    ("HINCRBY", "a redelivered HINCRBY counts twice", "HSET with the computed value"),
-    ("HINCRBYFLOAT", "a redelivered HINCRBYFLOAT counts twice", "HSET with the computed value"),
-    ("ZINCRBY", "a redelivered ZINCRBY counts twice", "ZADD with the computed score"),
-    ("APPEND", "a redelivered APPEND appends twice", "SET with the whole new value"),
-    ("SETRANGE", "it depends on the value it overwrites, which differs by delivery order", "SET with the whole new value"),
+    (
+        "DECRBY",
+        "a redelivered DECRBY counts twice",
+        "SET with the computed value",
+    ),
+    (
+        "HINCRBY",
+        "a redelivered HINCRBY counts twice",
+        "HSET with the computed value",
+    ),
+    (
+        "HINCRBYFLOAT",
+        "a redelivered HINCRBYFLOAT counts twice",
+        "HSET with the computed value",
+    ),
+    (
+        "ZINCRBY",
+        "a redelivered ZINCRBY counts twice",
+        "ZADD with the computed score",
+    ),
+    (
+        "APPEND",
+        "a redelivered APPEND appends twice",
+        "SET with the whole new value",
+    ),
+    (
+        "SETRANGE",
+        "it depends on the value it overwrites, which differs by delivery order",
+        "SET with the whole new value",
+    ),
     ("GETSET", "it reads and writes, and the read differs by region", "SET"),
     ("GETDEL", "it reads and deletes, and the read differs by region", "DEL"),
-    ("LPUSH", "a redelivered LPUSH pushes twice", "SADD/ZADD, or SET or a whole-value replacement of the list's content"),
-    ("RPUSH", "a redelivered RPUSH pushes twice", "SADD/ZADD, or SET or a whole-value replacement of the list's content"),
-    ("LPUSHX", "a redelivered LPUSHX pushes twice", "SADD/ZADD or a whole-value replacement"),
-    ("RPUSHX", "a redelivered RPUSHX pushes twice", "SADD/ZADD or a whole-value replacement"),
+    (
+        "LPUSH",
+        "a redelivered LPUSH pushes twice",
+        "SADD/ZADD, or SET or a whole-value replacement of the list's content",
+    ),
+    (
+        "RPUSH",
+        "a redelivered RPUSH pushes twice",
+        "SADD/ZADD, or SET or a whole-value replacement of the list's content",
+    ),
+    (
+        "LPUSHX",
+        "a redelivered LPUSHX pushes twice",
+        "SADD/ZADD or a whole-value replacement",
+    ),
+    (
+        "RPUSHX",
+        "a redelivered RPUSHX pushes twice",
+        "SADD/ZADD or a whole-value replacement",
+    ),
     ("LPOP", "a redelivered LPOP pops twice", "SREM/ZREM of a known member"),
     ("RPOP", "a redelivered RPOP pops twice", "SREM/ZREM of a known member"),
-    ("LINSERT", "a redelivered LINSERT inserts twice", "a sorted set with ZADD"),
-    ("LREM", "its result depends on the list's order, which differs by delivery order", "SREM/ZREM"),
-    ("LSET", "list positions differ by delivery order", "HSET with the index as field"),
-    ("SPOP", "it removes a random member, a different one in each region", "SREM of a chosen member"),
-    ("RENAME", "a redelivered RENAME fails or moves the wrong key", "SET/replace the new key and DEL the old one"),
+    (
+        "LINSERT",
+        "a redelivered LINSERT inserts twice",
+        "a sorted set with ZADD",
+    ),
+    (
+        "LREM",
+        "its result depends on the list's order, which differs by delivery order",
+        "SREM/ZREM",
+    ),
+    (
+        "LSET",
+        "list positions differ by delivery order",
+        "HSET with the index as field",
+    ),
+    (
+        "SPOP",
+        "it removes a random member, a different one in each region",
+        "SREM of a chosen member",
+    ),
+    (
+        "RENAME",
+        "a redelivered RENAME fails or moves the wrong key",
+        "SET/replace the new key and DEL the old one",
+    ),
 ];
 
 fn upper(arg: &[u8]) -> String {
@@ -41,7 +109,10 @@ fn upper(arg: &[u8]) -> String {
 }
 
 fn bad(command: &str, message: impl Into<String>) -> ParseError {
-    ParseError::BadArguments { command: command.to_owned(), message: message.into() }
+    ParseError::BadArguments {
+        command: command.to_owned(),
+        message: message.into(),
+    }
 }
 
 fn int(command: &str, arg: &[u8]) -> Result<i64, ParseError> {
@@ -60,7 +131,7 @@ fn absolute(command: &str, now_ms: u64, relative_ms: i64) -> Result<u64, ParseEr
         .ok_or_else(|| bad(command, "expiry is too far in the future"))
 }
 
-fn pairs(command: &str, args: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ParseError> {
+fn pairs(command: &str, args: &[Vec<u8>]) -> Result<FieldValues, ParseError> {
     if args.is_empty() || args.len() % 2 != 0 {
         return Err(bad(command, "expects field value [field value ...]"));
     }
@@ -76,7 +147,9 @@ fn at_least_one(command: &str, args: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, ParseEr
 
 fn score(command: &str, arg: &[u8]) -> Result<f64, ParseError> {
     let text = std::str::from_utf8(arg).map_err(|_| bad(command, "score is not a number"))?;
-    let score: f64 = text.parse().map_err(|_| bad(command, format!("{text:?} is not a number")))?;
+    let score: f64 = text
+        .parse()
+        .map_err(|_| bad(command, format!("{text:?} is not a number")))?;
     if !score.is_finite() {
         return Err(bad(command, "score must be finite"));
     }
@@ -90,7 +163,11 @@ pub fn parse_command(args: &[Vec<u8>], now_ms: u64) -> Result<Command, ParseErro
     let name = upper(name);
     let cmd = name.as_str();
     if let Some((_, why, instead)) = NOT_IDEMPOTENT.iter().find(|(n, _, _)| *n == cmd) {
-        return Err(ParseError::NotIdempotent { command: name.clone(), why, instead });
+        return Err(ParseError::NotIdempotent {
+            command: name.clone(),
+            why,
+            instead,
+        });
     }
     let key = || rest.first().cloned().ok_or_else(|| bad(cmd, "missing key"));
     let tail = rest.get(1..).unwrap_or(&[]);
@@ -105,7 +182,8 @@ pub fn parse_command(args: &[Vec<u8>], now_ms: u64) -> Result<Command, ParseErro
                 expire_at_ms = Some(match opt.as_str() {
                     "EX" => absolute(cmd, now_ms, int(cmd, arg()?)?.saturating_mul(1000))?,
                     "PX" => absolute(cmd, now_ms, int(cmd, arg()?)?)?,
-                    "EXAT" => u64::try_from(int(cmd, arg()?)?.saturating_mul(1000)).map_err(|_| bad(cmd, "EXAT must be positive"))?,
+                    "EXAT" => u64::try_from(int(cmd, arg()?)?.saturating_mul(1000))
+                        .map_err(|_| bad(cmd, "EXAT must be positive"))?,
                     "PXAT" => u64::try_from(int(cmd, arg()?)?).map_err(|_| bad(cmd, "PXAT must be positive"))?,
                     "NX" | "XX" | "GET" | "KEEPTTL" => {
                         return Err(ParseError::NotIdempotent {
@@ -117,7 +195,11 @@ pub fn parse_command(args: &[Vec<u8>], now_ms: u64) -> Result<Command, ParseErro
                     other => return Err(bad(cmd, format!("unknown option {other}"))),
                 });
             }
-            Command::Set { key: key()?, value, expire_at_ms }
+            Command::Set {
+                key: key()?,
+                value,
+                expire_at_ms,
+            }
         }
         "DEL" | "UNLINK" => {
             if rest.len() != 1 {
@@ -125,13 +207,31 @@ pub fn parse_command(args: &[Vec<u8>], now_ms: u64) -> Result<Command, ParseErro
             }
             Command::Del { key: key()? }
         }
-        "HSET" | "HMSET" => Command::HSet { key: key()?, fields: pairs(cmd, tail)? },
-        "HDEL" => Command::HDel { key: key()?, fields: at_least_one(cmd, tail)? },
-        "SADD" => Command::SAdd { key: key()?, members: at_least_one(cmd, tail)? },
-        "SREM" => Command::SRem { key: key()?, members: at_least_one(cmd, tail)? },
-        "ZREM" => Command::ZRem { key: key()?, members: at_least_one(cmd, tail)? },
+        "HSET" | "HMSET" => Command::HSet {
+            key: key()?,
+            fields: pairs(cmd, tail)?,
+        },
+        "HDEL" => Command::HDel {
+            key: key()?,
+            fields: at_least_one(cmd, tail)?,
+        },
+        "SADD" => Command::SAdd {
+            key: key()?,
+            members: at_least_one(cmd, tail)?,
+        },
+        "SREM" => Command::SRem {
+            key: key()?,
+            members: at_least_one(cmd, tail)?,
+        },
+        "ZREM" => Command::ZRem {
+            key: key()?,
+            members: at_least_one(cmd, tail)?,
+        },
         "ZADD" => {
-            if tail.first().is_some_and(|a| matches!(upper(a).as_str(), "NX" | "XX" | "GT" | "LT" | "CH" | "INCR")) {
+            if tail
+                .first()
+                .is_some_and(|a| matches!(upper(a).as_str(), "NX" | "XX" | "GT" | "LT" | "CH" | "INCR"))
+            {
                 return Err(ParseError::NotIdempotent {
                     command: "ZADD with NX/XX/GT/LT/CH/INCR".into(),
                     why: "its effect depends on the current score, which differs by delivery order",
@@ -141,7 +241,10 @@ pub fn parse_command(args: &[Vec<u8>], now_ms: u64) -> Result<Command, ParseErro
             if tail.is_empty() || tail.len() % 2 != 0 {
                 return Err(bad(cmd, "expects score member [score member ...]"));
             }
-            let members = tail.chunks(2).map(|c| Ok((score(cmd, &c[0])?, c[1].clone()))).collect::<Result<_, ParseError>>()?;
+            let members = tail
+                .chunks(2)
+                .map(|c| Ok((score(cmd, &c[0])?, c[1].clone())))
+                .collect::<Result<_, ParseError>>()?;
             Command::ZAdd { key: key()?, members }
         }
         "PEXPIREAT" | "EXPIREAT" | "EXPIRE" | "PEXPIRE" => {
@@ -199,7 +302,8 @@ pub fn split_line(line: &str) -> Result<Vec<Vec<u8>>, ParseError> {
                         'r' => arg.push(b'\r'),
                         'x' => {
                             let hex: String = [chars.next(), chars.next()].into_iter().flatten().collect();
-                            let byte = u8::from_str_radix(&hex, 16).map_err(|_| bad("line", format!("bad escape \\x{hex}")))?;
+                            let byte = u8::from_str_radix(&hex, 16)
+                                .map_err(|_| bad("line", format!("bad escape \\x{hex}")))?;
                             arg.push(byte);
                         }
                         other => arg.extend_from_slice(other.encode_utf8(&mut [0; 4]).as_bytes()),
@@ -236,42 +340,97 @@ mod tests {
     #[test]
     fn relative_expiry_becomes_absolute() {
         let cmd = parse_command(&args("SET k v EX 10"), 1_000).unwrap();
-        assert_eq!(cmd, Command::Set { key: b"k".to_vec(), value: b"v".to_vec(), expire_at_ms: Some(11_000) });
+        assert_eq!(
+            cmd,
+            Command::Set {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                expire_at_ms: Some(11_000)
+            }
+        );
         let cmd = parse_command(&args("pexpire k 250"), 1_000).unwrap();
-        assert_eq!(cmd, Command::PExpireAt { key: b"k".to_vec(), at_ms: 1_250 });
+        assert_eq!(
+            cmd,
+            Command::PExpireAt {
+                key: b"k".to_vec(),
+                at_ms: 1_250
+            }
+        );
         let cmd = parse_command(&args("EXPIREAT k 5"), 1_000).unwrap();
-        assert_eq!(cmd, Command::PExpireAt { key: b"k".to_vec(), at_ms: 5_000 });
+        assert_eq!(
+            cmd,
+            Command::PExpireAt {
+                key: b"k".to_vec(),
+                at_ms: 5_000
+            }
+        );
     }
 
     #[test]
     fn non_idempotent_commands_say_why_and_what_instead() {
-        for line in ["INCR counter", "append k v", "LPUSH q a", "SET k v NX", "ZADD z INCR 1 m", "spop s"] {
+        for line in [
+            "INCR counter",
+            "append k v",
+            "LPUSH q a",
+            "SET k v NX",
+            "ZADD z INCR 1 m",
+            "spop s",
+        ] {
             let err = parse_command(&args(line), 0).unwrap_err();
-            let ParseError::NotIdempotent { .. } = err else { panic!("{line}: {err}") };
+            let ParseError::NotIdempotent { .. } = err else {
+                panic!("{line}: {err}")
+            };
             let text = err.to_string();
             assert!(text.contains("not idempotent") && text.contains("use "), "{text}");
         }
-        assert!(matches!(parse_command(&args("GET k"), 0), Err(ParseError::Unsupported(_))));
-        assert!(matches!(parse_command(&args("FLUSHALL"), 0), Err(ParseError::Unsupported(_))));
+        assert!(matches!(
+            parse_command(&args("GET k"), 0),
+            Err(ParseError::Unsupported(_))
+        ));
+        assert!(matches!(
+            parse_command(&args("FLUSHALL"), 0),
+            Err(ParseError::Unsupported(_))
+        ));
     }
 
     #[test]
     fn parses_every_supported_write() {
         let ok = [
-            "SET k v", "SET k v PXAT 99", "DEL k", "HSET h f v g w", "HDEL h f", "SADD s a b", "SREM s a",
-            "ZADD z 1.5 a -2 b", "ZREM z a", "PEXPIREAT k 5", "PERSIST k",
+            "SET k v",
+            "SET k v PXAT 99",
+            "DEL k",
+            "HSET h f v g w",
+            "HDEL h f",
+            "SADD s a b",
+            "SREM s a",
+            "ZADD z 1.5 a -2 b",
+            "ZREM z a",
+            "PEXPIREAT k 5",
+            "PERSIST k",
         ];
         for line in ok {
             parse_command(&args(line), 0).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
-        for bad in ["SET k", "HSET h f", "ZADD z x a", "ZADD z inf a", "DEL a b", "SADD s", "EXPIRE k -1", "SET"] {
+        for bad in [
+            "SET k",
+            "HSET h f",
+            "ZADD z x a",
+            "ZADD z inf a",
+            "DEL a b",
+            "SADD s",
+            "EXPIRE k -1",
+            "SET",
+        ] {
             assert!(parse_command(&args(bad), 0).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn splits_quoted_and_escaped_bytes() {
-        assert_eq!(args(r#"SET "a key" 'x y' "\xff\n""#), vec![b"SET".to_vec(), b"a key".to_vec(), b"x y".to_vec(), vec![0xff, b'\n']]);
+        assert_eq!(
+            args(r#"SET "a key" 'x y' "\xff\n""#),
+            vec![b"SET".to_vec(), b"a key".to_vec(), b"x y".to_vec(), vec![0xff, b'\n']]
+        );
         assert!(split_line("SET \"open").is_err());
     }
 }

@@ -26,7 +26,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,7 +50,10 @@ pub enum KeySpecError {
 impl SigningKey {
     /// A key from its id and secret bytes.
     pub fn new(id: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
-        Self { id: id.into(), secret: secret.into() }
+        Self {
+            id: id.into(),
+            secret: secret.into(),
+        }
     }
 
     /// Reads `id:base64secret` (the form used in configuration).
@@ -119,10 +124,13 @@ impl Keyring {
             .iter()
             .find(|k| k.id == key_id)
             .ok_or_else(|| DecodeError::UnknownKey(key_id.to_owned()))?;
-        let tag = BASE64.decode(mac_b64).map_err(|_| DecodeError::BadSignature(key_id.to_owned()))?;
+        let tag = BASE64
+            .decode(mac_b64)
+            .map_err(|_| DecodeError::BadSignature(key_id.to_owned()))?;
         let mut mac = key.mac();
         feed(&mut mac, parts);
-        mac.verify_slice(&tag).map_err(|_| DecodeError::BadSignature(key_id.to_owned()))
+        mac.verify_slice(&tag)
+            .map_err(|_| DecodeError::BadSignature(key_id.to_owned()))
     }
 }
 

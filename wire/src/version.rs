@@ -88,7 +88,9 @@ pub struct HybridClock {
 impl HybridClock {
     /// A clock for the origin region with the given rank.
     pub const fn new(rank: u16) -> Self {
-        Self { last: Version::new(0, 0, rank) }
+        Self {
+            last: Version::new(0, 0, rank),
+        }
     }
 
     /// The origin rank this clock stamps.

@@ -1,0 +1,14 @@
+//! Test helpers for regis.
+//!
+//! Integration tests run against real processes, never mocks of them:
+//! [`RedisServer`] spawns a real `redis-server` on a free port and kills it
+//! on drop (as redis-rs's own test support does), [`RedisCluster`] three of
+//! them in cluster mode, and [`localstack`] builds SDK clients for the
+//! LocalStack endpoint with unique resource names per test (as vector's
+//! SNS/SQS sink tests do).
+#![warn(missing_docs)]
+
+pub mod localstack;
+mod redis_server;
+
+pub use redis_server::{RedisCluster, RedisServer};

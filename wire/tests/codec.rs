@@ -1,0 +1,470 @@
+//! Round trips and decoder robustness of the wire format.
+
+use proptest::prelude::*;
+use regis_wire::{
+    Batch, BatchHeader, Command, Compression, DecodeError, DecodeLimits, EncodeOptions, Keyring, Limit, Mode,
+    SigningKey, Version, VersionedCommand, decode, encode,
+};
+
+fn bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..24),
+        "[a-z:{}]{0,16}".prop_map(String::into_bytes),
+        Just(vec![0xff, 0xfe, 0x00]),
+        Just("é✓\u{0}".as_bytes().to_vec()),
+    ]
+}
+
+fn score() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>().prop_filter("finite", |f| f.is_finite()),
+        -1e6f64..1e6,
+        Just(0.0),
+        Just(-0.0)
+    ]
+}
+
+fn expiry() -> impl Strategy<Value = Option<u64>> {
+    proptest::option::of(0u64..(1 << 50))
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let pairs = || proptest::collection::vec((bytes(), bytes()), 1..4);
+    let members = || proptest::collection::vec(bytes(), 1..4);
+    let scored = || proptest::collection::vec((score(), bytes()), 1..4);
+    prop_oneof![
+        (bytes(), bytes(), expiry()).prop_map(|(key, value, expire_at_ms)| Command::Set {
+            key,
+            value,
+            expire_at_ms
+        }),
+        bytes().prop_map(|key| Command::Del { key }),
+        (bytes(), pairs()).prop_map(|(key, fields)| Command::HSet { key, fields }),
+        (bytes(), members()).prop_map(|(key, fields)| Command::HDel { key, fields }),
+        (bytes(), members()).prop_map(|(key, members)| Command::SAdd { key, members }),
+        (bytes(), members()).prop_map(|(key, members)| Command::SRem { key, members }),
+        (bytes(), scored()).prop_map(|(key, members)| Command::ZAdd { key, members }),
+        (bytes(), members()).prop_map(|(key, members)| Command::ZRem { key, members }),
+        (bytes(), any::<u64>()).prop_map(|(key, at_ms)| Command::PExpireAt { key, at_ms }),
+        bytes().prop_map(|key| Command::Persist { key }),
+        (bytes(), proptest::collection::vec((bytes(), bytes()), 0..4), expiry()).prop_map(
+            |(key, fields, expire_at_ms)| Command::HReplace {
+                key,
+                fields,
+                expire_at_ms
+            }
+        ),
+        (bytes(), proptest::collection::vec(bytes(), 0..4), expiry()).prop_map(|(key, members, expire_at_ms)| {
+            Command::SReplace {
+                key,
+                members,
+                expire_at_ms,
+            }
+        }),
+        (bytes(), proptest::collection::vec((score(), bytes()), 0..4), expiry()).prop_map(
+            |(key, members, expire_at_ms)| Command::ZReplace {
+                key,
+                members,
+                expire_at_ms
+            }
+        ),
+    ]
+}
+
+fn batch() -> impl Strategy<Value = Batch> {
+    let versioned = (any::<(u64, u32, u16)>(), command()).prop_map(|(v, c)| VersionedCommand::new(Version::from(v), c));
+    (
+        "[a-f0-9]{1,32}",
+        "[a-z0-9-]{1,20}",
+        any::<u64>(),
+        ".{0,12}",
+        prop_oneof![Just(Mode::Plain), Just(Mode::Lww)],
+        proptest::collection::vec(versioned, 0..12),
+    )
+        .prop_map(|(id, origin, published_at_ms, tenant, mode, commands)| Batch {
+            header: BatchHeader {
+                id,
+                origin,
+                published_at_ms,
+                tenant,
+                mode,
+            },
+            commands,
+        })
+}
+
+fn key() -> SigningKey {
+    SigningKey::new("k1", b"0123456789abcdef0123".to_vec())
+}
+
+fn sample() -> Batch {
+    Batch {
+        header: BatchHeader {
+            id: "b1".into(),
+            origin: "eu-west-1".into(),
+            published_at_ms: 1_700_000_000_000,
+            tenant: "acme".into(),
+            mode: Mode::Lww,
+        },
+        commands: (0..50)
+            .map(|i| {
+                VersionedCommand::new(
+                    Version::new(1_700_000_000_000, i, 1),
+                    Command::HSet {
+                        key: format!("hotel:{i}").into_bytes(),
+                        fields: vec![(b"name".to_vec(), vec![0xff; 40])],
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn round_trips_in_every_encoding(batch in batch(), compress in any::<bool>(), sign in any::<bool>()) {
+        let options = EncodeOptions {
+            compression: if compress { Compression::Zstd(1) } else { Compression::None },
+            signing_key: sign.then(key),
+        };
+        let encoded = encode(&batch, &options).unwrap();
+        prop_assert_eq!(encoded.compressed, compress);
+        let keys = if sign { Keyring::new(vec![key()]) } else { Keyring::default() };
+        let back = decode(&encoded.text, &DecodeLimits::default(), &keys).unwrap();
+        prop_assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn decoding_arbitrary_text_never_panics(text in ".{0,400}") {
+        let _ = decode(&text, &DecodeLimits::default(), &Keyring::default());
+    }
+
+    #[test]
+    fn decoding_mutated_messages_never_panics(batch in batch(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let text = encode(&batch, &EncodeOptions::default()).unwrap().text;
+        let mut raw = text.into_bytes();
+        let i = at.index(raw.len());
+        raw[i] = byte;
+        if let Ok(text) = String::from_utf8(raw) {
+            let _ = decode(&text, &DecodeLimits::default(), &Keyring::new(vec![key()]));
+        }
+    }
+}
+
+#[test]
+fn auto_compression_compresses_when_it_helps() {
+    let batch = sample();
+    let encoded = encode(&batch, &EncodeOptions::default()).unwrap();
+    assert!(encoded.compressed);
+    assert!(
+        encoded.text.len() * 3 < encoded.uncompressed_bytes,
+        "{} vs {}",
+        encoded.text.len(),
+        encoded.uncompressed_bytes
+    );
+    let tiny = Batch {
+        commands: batch.commands[..1].to_vec(),
+        ..batch
+    };
+    assert!(!encode(&tiny, &EncodeOptions::default()).unwrap().compressed);
+}
+
+#[test]
+fn malformed_messages_are_typed() {
+    let limits = DecodeLimits::default();
+    let none = Keyring::default();
+    for text in [
+        "",
+        "not json",
+        "[]",
+        "{}",
+        "{\"regis\":\"1\"}",
+        "{\"regis\":1}",
+        "{\"regis\":1,\"id\":\"x\"}",
+    ] {
+        assert!(
+            matches!(decode(text, &limits, &none), Err(DecodeError::Malformed(_))),
+            "{text}"
+        );
+    }
+    let good = encode(
+        &sample(),
+        &EncodeOptions {
+            compression: Compression::None,
+            signing_key: None,
+        },
+    )
+    .unwrap()
+    .text;
+    let wrong_count = good.replace("\"n\":50", "\"n\":49");
+    assert!(matches!(
+        decode(&wrong_count, &limits, &none),
+        Err(DecodeError::Malformed(_))
+    ));
+    let bad_mode = good.replace("\"mode\":\"lww\"", "\"mode\":\"fast\"");
+    assert!(matches!(
+        decode(&bad_mode, &limits, &none),
+        Err(DecodeError::Malformed(_))
+    ));
+    let missing_field = good.replacen("\"f\":", "\"m\":", 1);
+    assert!(matches!(
+        decode(&missing_field, &limits, &none),
+        Err(DecodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn unknown_future_version_is_its_own_error() {
+    let text = encode(&sample(), &EncodeOptions::default())
+        .unwrap()
+        .text
+        .replace("{\"regis\":1", "{\"regis\":7");
+    assert_eq!(
+        decode(&text, &DecodeLimits::default(), &Keyring::default()),
+        Err(DecodeError::UnknownVersion(7))
+    );
+    // A future version may change everything else; the version is still read.
+    assert_eq!(
+        decode(
+            "{\"regis\":2,\"whatever\":[1,2]}",
+            &DecodeLimits::default(),
+            &Keyring::default()
+        ),
+        Err(DecodeError::UnknownVersion(2))
+    );
+}
+
+#[test]
+fn unknown_command_and_encoding_are_named() {
+    let good = encode(
+        &sample(),
+        &EncodeOptions {
+            compression: Compression::None,
+            signing_key: None,
+        },
+    )
+    .unwrap()
+    .text;
+    let incr = good.replacen("\"op\":\"hset\"", "\"op\":\"incr\"", 1);
+    assert_eq!(
+        decode(&incr, &DecodeLimits::default(), &Keyring::default()),
+        Err(DecodeError::UnknownCommand("incr".into()))
+    );
+    let brotli = good.replace("\"enc\":\"json\"", "\"enc\":\"brotli\"");
+    assert_eq!(
+        decode(&brotli, &DecodeLimits::default(), &Keyring::default()),
+        Err(DecodeError::UnknownEncoding("brotli".into()))
+    );
+}
+
+#[test]
+fn corrupt_compressed_payload_is_typed() {
+    let text = encode(
+        &sample(),
+        &EncodeOptions {
+            compression: Compression::Zstd(1),
+            signing_key: None,
+        },
+    )
+    .unwrap()
+    .text;
+    let start = text.find("\"cmds\":\"").unwrap() + 8;
+    let mut bad = text.clone();
+    bad.replace_range(start..start + 8, "AAAAAAAA");
+    assert!(matches!(
+        decode(&bad, &DecodeLimits::default(), &Keyring::default()),
+        Err(DecodeError::Corrupt(_))
+    ));
+    let mut bad64 = text;
+    bad64.replace_range(start..start + 2, "!!");
+    assert!(matches!(
+        decode(&bad64, &DecodeLimits::default(), &Keyring::default()),
+        Err(DecodeError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn limits_are_enforced_before_allocation() {
+    let batch = sample();
+    let text = encode(
+        &batch,
+        &EncodeOptions {
+            compression: Compression::Zstd(3),
+            signing_key: None,
+        },
+    )
+    .unwrap()
+    .text;
+    let keys = Keyring::default();
+    let small_message = DecodeLimits {
+        max_message_bytes: text.len() - 1,
+        ..DecodeLimits::default()
+    };
+    assert!(matches!(
+        decode(&text, &small_message, &keys),
+        Err(DecodeError::OverLimit {
+            limit: Limit::MessageBytes,
+            ..
+        })
+    ));
+    let small_inflate = DecodeLimits {
+        max_decompressed_bytes: 1000,
+        ..DecodeLimits::default()
+    };
+    assert!(matches!(
+        decode(&text, &small_inflate, &keys),
+        Err(DecodeError::OverLimit {
+            limit: Limit::DecompressedBytes,
+            ..
+        })
+    ));
+    let few = DecodeLimits {
+        max_commands: 10,
+        ..DecodeLimits::default()
+    };
+    assert!(matches!(
+        decode(&text, &few, &keys),
+        Err(DecodeError::OverLimit {
+            limit: Limit::Commands,
+            ..
+        })
+    ));
+    // A message that lies about its count is still stopped at the limit.
+    let lying = text.replace("\"n\":50", "\"n\":5");
+    assert!(matches!(
+        decode(&lying, &few, &keys),
+        Err(DecodeError::OverLimit {
+            limit: Limit::Commands,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_zstd_bomb_is_stopped_at_the_limit() {
+    let mut huge = sample();
+    huge.commands = vec![VersionedCommand::new(
+        Version::new(1, 0, 1),
+        Command::Set {
+            key: b"k".to_vec(),
+            value: vec![b'a'; 8 * 1024 * 1024],
+            expire_at_ms: None,
+        },
+    )];
+    let text = encode(
+        &huge,
+        &EncodeOptions {
+            compression: Compression::Zstd(19),
+            signing_key: None,
+        },
+    )
+    .unwrap()
+    .text;
+    assert!(text.len() < 4096, "the bomb is small: {}", text.len());
+    let limits = DecodeLimits {
+        max_decompressed_bytes: 1024 * 1024,
+        ..DecodeLimits::default()
+    };
+    assert!(matches!(
+        decode(&text, &limits, &Keyring::default()),
+        Err(DecodeError::OverLimit {
+            limit: Limit::DecompressedBytes,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn signatures_are_required_checked_and_rotatable() {
+    let batch = sample();
+    let old = SigningKey::new("old", b"old-secret-0123456789".to_vec());
+    let new = SigningKey::new("new", b"new-secret-0123456789".to_vec());
+    let both = Keyring::new(vec![old.clone(), new.clone()]);
+    let limits = DecodeLimits::default();
+    for key in [&old, &new] {
+        let text = encode(
+            &batch,
+            &EncodeOptions {
+                signing_key: Some(key.clone()),
+                ..EncodeOptions::default()
+            },
+        )
+        .unwrap()
+        .text;
+        assert_eq!(decode(&text, &limits, &both).unwrap(), batch);
+    }
+    let unsigned = encode(&batch, &EncodeOptions::default()).unwrap().text;
+    assert_eq!(decode(&unsigned, &limits, &both), Err(DecodeError::Unsigned));
+    let only_new = Keyring::new(vec![new.clone()]);
+    let by_old = encode(
+        &batch,
+        &EncodeOptions {
+            signing_key: Some(old),
+            ..EncodeOptions::default()
+        },
+    )
+    .unwrap()
+    .text;
+    assert_eq!(
+        decode(&by_old, &limits, &only_new),
+        Err(DecodeError::UnknownKey("old".into()))
+    );
+    let by_new = encode(
+        &batch,
+        &EncodeOptions {
+            signing_key: Some(new),
+            ..EncodeOptions::default()
+        },
+    )
+    .unwrap()
+    .text;
+    for (from, to) in [
+        ("\"tenant\":\"acme\"", "\"tenant\":\"evil\""),
+        ("\"ts\":1700000000000", "\"ts\":1700000000001"),
+    ] {
+        let tampered = by_new.replace(from, to);
+        assert_eq!(
+            decode(&tampered, &limits, &only_new),
+            Err(DecodeError::BadSignature("new".into())),
+            "{to}"
+        );
+    }
+}
+
+#[test]
+fn reason_codes_are_stable() {
+    let codes: Vec<&str> = [
+        DecodeError::Malformed(String::new()),
+        DecodeError::UnknownVersion(2),
+        DecodeError::UnknownEncoding(String::new()),
+        DecodeError::Corrupt(String::new()),
+        DecodeError::UnknownCommand(String::new()),
+        DecodeError::OverLimit {
+            limit: Limit::Commands,
+            max: 1,
+            actual: 2,
+        },
+        DecodeError::Unsigned,
+        DecodeError::UnknownKey(String::new()),
+        DecodeError::BadSignature(String::new()),
+    ]
+    .iter()
+    .map(DecodeError::reason)
+    .collect();
+    assert_eq!(
+        codes,
+        [
+            "malformed",
+            "unknown-version",
+            "unknown-encoding",
+            "corrupt-payload",
+            "unknown-command",
+            "over-limit",
+            "unsigned",
+            "unknown-key",
+            "bad-signature"
+        ]
+    );
+}
