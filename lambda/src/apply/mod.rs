@@ -1,0 +1,573 @@
+//! The apply engine: applies decoded batches to Redis with pipelining.
+//!
+//! [`Engine`] is built once per Lambda container or worker and cloned freely.
+//! [`Engine::apply`] takes the batches of several SQS records at once and
+//! sends all their commands in as few round trips as the topology allows:
+//! one pipeline on a single node, one pipeline per hash slot (all sent
+//! concurrently) on a cluster. It returns one result per batch, so the
+//! caller can report per-record outcomes.
+//!
+//! Two modes, chosen per engine and stamped on every batch:
+//!
+//! * [`Mode::Plain`]: the commands as they are ([`plain`]); the fastest, for
+//!   single-writer data that tolerates reordering.
+//! * [`Mode::Lww`]: versioned last-writer-wins in a Lua script ([`lww`]),
+//!   correct under duplicates, reordering and several writers.
+//!
+//! Errors say whether a retry can help ([`ApplyError::is_retryable`]).
+
+mod error;
+mod lww;
+pub mod model;
+mod plain;
+pub mod slot;
+pub mod tags;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Pipeline, RedisResult, Script, Value};
+use regis_wire::{Batch, Mode, VersionedCommand};
+
+pub use error::ApplyError;
+
+/// Default time to wait for a reply: generous, because one pipeline may carry
+/// the commands of ten large batches.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time to wait for a TCP (and TLS) connection to Redis.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default number of commands per script call in last-writer-wins mode: big
+/// enough that the call overhead vanishes, small enough that one call does
+/// not block Redis for long.
+pub const DEFAULT_MAX_COMMANDS_PER_SCRIPT: usize = 64;
+/// Default lifetime of bookkeeping beyond the data it describes: four days,
+/// the SQS queue's default message retention (Amazon SQS Developer Guide,
+/// "Quotas related to messages": retention 60 s to 14 days, default 4 days),
+/// so a tombstone outlives any message still in flight.
+pub const DEFAULT_TOMBSTONE_HORIZON: Duration = Duration::from_secs(4 * 24 * 3600);
+/// How many per-slot pipelines a cluster engine keeps in flight at once.
+const CLUSTER_CONCURRENCY: usize = 64;
+
+/// How to talk to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// The URL is a seed node of a Redis Cluster (ElastiCache cluster mode).
+    pub cluster: bool,
+    /// How long to wait for a reply before the request counts as failed
+    /// (retryably).
+    pub response_timeout: Duration,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// Most commands per script call in last-writer-wins mode (at least 1).
+    pub max_commands_per_script: usize,
+    /// How long bookkeeping outlives deleted or expired data.
+    pub tombstone_horizon: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            cluster: false,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_commands_per_script: DEFAULT_MAX_COMMANDS_PER_SCRIPT,
+            tombstone_horizon: DEFAULT_TOMBSTONE_HORIZON,
+        }
+    }
+}
+
+/// What applying one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchApplied {
+    /// Commands in the batch.
+    pub commands: usize,
+    /// Last-writer-wins: commands that lost to a newer version everywhere
+    /// they could apply (duplicates included). Always 0 in plain mode.
+    pub skipped_older: usize,
+    /// Last-writer-wins: element writes skipped because the key holds another
+    /// data type. Always 0 in plain mode (Redis refuses those instead).
+    pub type_conflicts: usize,
+}
+
+/// A connection that survives Redis restarts and failovers by itself.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn query(&mut self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
+        match self {
+            Self::Single(c) => pipe.query_async(c).await,
+            Self::Cluster(c) => pipe.query_async(c).await,
+        }
+    }
+
+    async fn load(&mut self, script: &Script) -> RedisResult<String> {
+        match self {
+            Self::Single(c) => script.load_async(c).await,
+            Self::Cluster(c) => script.load_async(c).await,
+        }
+    }
+}
+
+struct Inner {
+    conn: Conn,
+    mode: Mode,
+    options: RedisOptions,
+    script: Script,
+}
+
+/// Applies batches to one region's Redis. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("mode", &self.inner.mode)
+            .field("options", &self.inner.options)
+            .finish()
+    }
+}
+
+/// Parses a `redis://` or `rediss://` URL (with `user:password@` for
+/// AUTH/ACL), refusing other schemes, without connecting.
+pub fn parse_url(redis_url: &str) -> Result<redis::ConnectionInfo, ApplyError> {
+    use redis::IntoConnectionInfo as _;
+    if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+        return Err(ApplyError::Config(
+            "the Redis URL must start with redis:// or rediss://".into(),
+        ));
+    }
+    redis_url
+        .into_connection_info()
+        .map_err(|e| ApplyError::Config(e.to_string()))
+}
+
+/// One command of one batch, on its way to Redis.
+#[derive(Clone, Copy)]
+struct Item<'a> {
+    batch: usize,
+    command: &'a VersionedCommand,
+}
+
+/// What became of one command.
+type ItemResult = Result<lww::Code, ApplyError>;
+
+impl Engine {
+    /// Connects to Redis (a single node, or a cluster through a seed node)
+    /// and, in last-writer-wins mode, loads the script. Fails with a
+    /// retryable error when Redis cannot be reached, and with
+    /// [`ApplyError::Config`] when the URL cannot work.
+    pub async fn connect(redis_url: &str, mode: Mode, options: RedisOptions) -> Result<Engine, ApplyError> {
+        let info = parse_url(redis_url)?;
+        let mut conn = if options.cluster {
+            let client = ClusterClientBuilder::new(vec![info])
+                .connection_timeout(options.connect_timeout)
+                .response_timeout(options.response_timeout)
+                .build()
+                .map_err(|e| ApplyError::Config(e.to_string()))?;
+            let conn = client
+                .get_async_connection()
+                .await
+                .map_err(|e| ApplyError::from_redis(&e, "connect"))?;
+            Conn::Cluster(conn)
+        } else {
+            let client = redis::Client::open(info).map_err(|e| ApplyError::Config(e.to_string()))?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(options.response_timeout))
+                .set_connection_timeout(Some(options.connect_timeout))
+                .set_number_of_retries(3)
+                .set_max_delay(Duration::from_millis(500));
+            let manager = ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(|e| ApplyError::from_redis(&e, "connect"))?;
+            Conn::Single(manager)
+        };
+        let script = lww::script();
+        if mode == Mode::Lww {
+            tags::warm_up();
+            conn.load(&script)
+                .await
+                .map_err(|e| ApplyError::from_redis(&e, "script"))?;
+        }
+        let options = RedisOptions {
+            max_commands_per_script: options.max_commands_per_script.max(1),
+            ..options
+        };
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                conn,
+                mode,
+                options,
+                script,
+            }),
+        })
+    }
+
+    /// The mode this engine applies; batches of the other mode are refused.
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    /// The options the engine was built with.
+    pub fn options(&self) -> &RedisOptions {
+        &self.inner.options
+    }
+
+    /// Applies the commands of several batches with pipelining (one round
+    /// trip per many commands, not one per command) and returns one result
+    /// per batch, in order. `now_ms` is the applier's wall clock (epoch ms),
+    /// used for bookkeeping lifetimes.
+    ///
+    /// Commands of one key are applied in batch order, then command order.
+    /// A batch whose mode differs from the engine's is refused with
+    /// [`ApplyError::ModeMismatch`] and nothing of it is applied. When a
+    /// batch has both retryable and permanent failures, the retryable one is
+    /// reported: the retry either succeeds or reports the permanent one.
+    pub async fn apply(&self, batches: &[&Batch], now_ms: u64) -> Vec<Result<BatchApplied, ApplyError>> {
+        let engine_mode = self.inner.mode;
+        let mut accs: Vec<Result<BatchApplied, ApplyError>> = batches
+            .iter()
+            .map(|b| {
+                if b.header.mode == engine_mode {
+                    Ok(BatchApplied {
+                        commands: b.commands.len(),
+                        ..BatchApplied::default()
+                    })
+                } else {
+                    Err(ApplyError::ModeMismatch {
+                        batch: b.header.mode,
+                        engine: engine_mode,
+                    })
+                }
+            })
+            .collect();
+        let items: Vec<Item<'_>> = batches
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.header.mode == engine_mode)
+            .flat_map(|(batch, b)| b.commands.iter().map(move |command| Item { batch, command }))
+            .collect();
+        if items.is_empty() {
+            return accs;
+        }
+
+        let groups: Vec<Vec<Item<'_>>> = if self.inner.options.cluster {
+            let mut by_slot: BTreeMap<u16, Vec<Item<'_>>> = BTreeMap::new();
+            for item in items {
+                by_slot
+                    .entry(slot::key_slot(item.command.command.key()))
+                    .or_default()
+                    .push(item);
+            }
+            by_slot.into_values().collect()
+        } else {
+            vec![items]
+        };
+
+        let mut record = |group: &[Item<'_>], results: Vec<ItemResult>| {
+            for (item, result) in group.iter().zip(results) {
+                merge(&mut accs[item.batch], result);
+            }
+        };
+        if groups.len() == 1 {
+            let results = self.run_group(&groups[0], now_ms).await;
+            record(&groups[0], results);
+        } else {
+            // Per-slot pipelines in flight together, at most CLUSTER_CONCURRENCY.
+            // (A loop rather than a stream combinator with a closure keeps the
+            // future `Send` for callers behind `async_trait`.)
+            let mut pending = groups.iter();
+            let mut running = FuturesUnordered::new();
+            for group in pending.by_ref().take(CLUSTER_CONCURRENCY) {
+                running.push(self.run_group_owned(group, now_ms));
+            }
+            while let Some((group, results)) = running.next().await {
+                record(group, results);
+                if let Some(next) = pending.next() {
+                    running.push(self.run_group_owned(next, now_ms));
+                }
+            }
+        }
+        accs
+    }
+
+    async fn run_group_owned<'g, 'a>(&self, group: &'g [Item<'a>], now_ms: u64) -> (&'g [Item<'a>], Vec<ItemResult>) {
+        (group, self.run_group(group, now_ms).await)
+    }
+
+    /// Applies the commands of one group (everything on a single node, one
+    /// slot on a cluster); one result per command.
+    async fn run_group(&self, group: &[Item<'_>], now_ms: u64) -> Vec<ItemResult> {
+        match self.inner.mode {
+            Mode::Plain => self.run_plain(group).await,
+            Mode::Lww => self.run_lww(group, now_ms).await,
+        }
+    }
+
+    async fn run_plain(&self, group: &[Item<'_>]) -> Vec<ItemResult> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for item in group {
+            plain::push(&mut pipe, &item.command.command);
+        }
+        let mut conn = self.inner.conn.clone();
+        match conn.query(&pipe).await {
+            Ok(replies) if replies.len() == group.len() => group
+                .iter()
+                .zip(&replies)
+                .map(|(item, reply)| plain::check_reply(reply, &item.command.command).map(|()| lww::Code::Applied))
+                .collect(),
+            Ok(replies) => {
+                let err =
+                    ApplyError::UnexpectedReply(format!("{} replies for {} commands", replies.len(), group.len()));
+                vec![Err(err); group.len()]
+            }
+            Err(e) => vec![Err(ApplyError::from_redis(&e, "pipeline")); group.len()],
+        }
+    }
+
+    async fn run_lww(&self, group: &[Item<'_>], now_ms: u64) -> Vec<ItemResult> {
+        let per_call = self.inner.options.max_commands_per_script;
+        // Chunks as index ranges into `group`.
+        let chunks: Vec<std::ops::Range<usize>> = (0..group.len())
+            .step_by(per_call)
+            .map(|start| start..(start + per_call).min(group.len()))
+            .collect();
+        let mut results: Vec<Option<ItemResult>> = vec![None; group.len()];
+        let mut conn = self.inner.conn.clone();
+
+        let first = self.run_chunks(&mut conn, group, &chunks, now_ms).await;
+        let mut noscript = Vec::new();
+        let mut split = Vec::new();
+        for (range, outcome) in chunks.iter().zip(first) {
+            match outcome {
+                ChunkOutcome::NoScript => noscript.push(range.clone()),
+                ChunkOutcome::Failed(err) if !err.is_retryable() && spans_batches(&group[range.clone()]) => {
+                    split.extend(split_by_batch(group, range.clone()))
+                }
+                other => other.store(&mut results[range.clone()]),
+            }
+        }
+        if !noscript.is_empty() {
+            // The script cache was emptied (restart, failover, SCRIPT FLUSH):
+            // load it again and retry those calls once. Nothing of a call that
+            // got NOSCRIPT ran, so retrying is safe.
+            match conn.load(&self.inner.script).await {
+                Ok(_) => {
+                    let again = self.run_chunks(&mut conn, group, &noscript, now_ms).await;
+                    for (range, outcome) in noscript.iter().zip(again) {
+                        match outcome {
+                            ChunkOutcome::Failed(err)
+                                if !err.is_retryable() && spans_batches(&group[range.clone()]) =>
+                            {
+                                split.extend(split_by_batch(group, range.clone()))
+                            }
+                            other => other.store(&mut results[range.clone()]),
+                        }
+                    }
+                }
+                Err(e) => {
+                    let err = ApplyError::from_redis(&e, "script");
+                    for range in &noscript {
+                        ChunkOutcome::Failed(err.clone()).store(&mut results[range.clone()]);
+                    }
+                }
+            }
+        }
+        if !split.is_empty() {
+            // A call mixing several batches was refused for its content: run
+            // each batch's part alone, so only the guilty batch fails. Writes
+            // are idempotent, so re-running what already applied is harmless.
+            let again = self.run_chunks(&mut conn, group, &split, now_ms).await;
+            for (range, outcome) in split.iter().zip(again) {
+                outcome.store(&mut results[range.clone()]);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ApplyError::UnexpectedReply("command left without a result".into()))))
+            .collect()
+    }
+
+    /// Sends one pipeline with one `EVALSHA` per chunk.
+    async fn run_chunks(
+        &self,
+        conn: &mut Conn,
+        group: &[Item<'_>],
+        chunks: &[std::ops::Range<usize>],
+        now_ms: u64,
+    ) -> Vec<ChunkOutcome> {
+        let sha = self.inner.script.get_hash();
+        let horizon_ms = u64::try_from(self.inner.options.tombstone_horizon.as_millis()).unwrap_or(u64::MAX);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for range in chunks {
+            pipe.add_command(lww::call(
+                sha,
+                group[range.clone()].iter().map(|i| i.command),
+                now_ms,
+                horizon_ms,
+            ));
+        }
+        match conn.query(&pipe).await {
+            Ok(replies) if replies.len() == chunks.len() => chunks
+                .iter()
+                .zip(&replies)
+                .map(|(range, reply)| match reply {
+                    Value::ServerError(err) if error::is_noscript(err) => ChunkOutcome::NoScript,
+                    Value::ServerError(err) => ChunkOutcome::Failed(ApplyError::from_server(err, "script")),
+                    reply => match lww::codes(reply, range.len()) {
+                        Ok(codes) => ChunkOutcome::Done(codes),
+                        Err(err) => ChunkOutcome::Failed(err),
+                    },
+                })
+                .collect(),
+            Ok(replies) => {
+                let err =
+                    ApplyError::UnexpectedReply(format!("{} replies for {} script calls", replies.len(), chunks.len()));
+                vec![ChunkOutcome::Failed(err); chunks.len()]
+            }
+            Err(e) => vec![ChunkOutcome::Failed(ApplyError::from_redis(&e, "script")); chunks.len()],
+        }
+    }
+}
+
+/// The result of one script call.
+#[derive(Clone)]
+enum ChunkOutcome {
+    Done(Vec<lww::Code>),
+    NoScript,
+    Failed(ApplyError),
+}
+
+impl ChunkOutcome {
+    fn store(self, slots: &mut [Option<ItemResult>]) {
+        match self {
+            Self::Done(codes) => {
+                for (slot, code) in slots.iter_mut().zip(codes) {
+                    *slot = Some(Ok(code));
+                }
+            }
+            Self::NoScript => {
+                let err = ApplyError::Busy {
+                    code: "NOSCRIPT".into(),
+                    detail: "script cache emptied again".into(),
+                };
+                slots.iter_mut().for_each(|slot| *slot = Some(Err(err.clone())));
+            }
+            Self::Failed(err) => slots.iter_mut().for_each(|slot| *slot = Some(Err(err.clone()))),
+        }
+    }
+}
+
+fn spans_batches(items: &[Item<'_>]) -> bool {
+    items.windows(2).any(|w| w[0].batch != w[1].batch)
+}
+
+/// Splits a range of `group` into maximal runs of one batch each.
+fn split_by_batch(group: &[Item<'_>], range: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = range.start;
+    for i in range.start + 1..range.end {
+        if group[i].batch != group[i - 1].batch {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    out.push(start..range.end);
+    out
+}
+
+/// Folds one command's result into its batch's result. A retryable error
+/// wins over a permanent one (see [`Engine::apply`]).
+fn merge(acc: &mut Result<BatchApplied, ApplyError>, result: ItemResult) {
+    match (&mut *acc, result) {
+        (Ok(applied), Ok(code)) => match code {
+            lww::Code::Applied => {}
+            lww::Code::Older => applied.skipped_older += 1,
+            lww::Code::TypeConflict => applied.type_conflicts += 1,
+        },
+        (Ok(_), Err(err)) => *acc = Err(err),
+        (Err(current), Err(err)) => {
+            if err.is_retryable() && !current.is_retryable() {
+                *acc = Err(err);
+            }
+        }
+        (Err(_), Ok(_)) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_credentials_and_tls_parse() {
+        let info = parse_url("rediss://app:s3cr%40t@cache.example.com:6380/0").unwrap();
+        assert!(
+            matches!(info.addr(), redis::ConnectionAddr::TcpTls { host, port: 6380, .. } if host == "cache.example.com")
+        );
+        assert_eq!(info.redis_settings().username(), Some("app"));
+        assert_eq!(info.redis_settings().password(), Some("s3cr@t"));
+        let plain = parse_url("redis://:pw@127.0.0.1:6379").unwrap();
+        assert!(matches!(plain.addr(), redis::ConnectionAddr::Tcp(host, 6379) if host == "127.0.0.1"));
+        assert_eq!(plain.redis_settings().password(), Some("pw"));
+        let err = parse_url("http://127.0.0.1:6379").unwrap_err();
+        assert_eq!(err.reason(), "redis-config");
+    }
+
+    #[test]
+    fn retryable_errors_win_over_permanent_ones() {
+        let rejected = ApplyError::Rejected {
+            command: "hset",
+            code: "WRONGTYPE".into(),
+            detail: String::new(),
+        };
+        let busy = ApplyError::Busy {
+            code: "LOADING".into(),
+            detail: String::new(),
+        };
+        let mut acc = Ok(BatchApplied {
+            commands: 3,
+            ..Default::default()
+        });
+        merge(&mut acc, Ok(lww::Code::Older));
+        merge(&mut acc, Err(rejected.clone()));
+        assert_eq!(acc.as_ref().unwrap_err().reason(), "redis-rejected");
+        merge(&mut acc, Err(busy));
+        assert_eq!(acc.as_ref().unwrap_err().reason(), "redis-busy");
+        merge(&mut acc, Err(rejected));
+        assert_eq!(acc.as_ref().unwrap_err().reason(), "redis-busy");
+    }
+
+    #[test]
+    fn counts_are_folded_per_batch() {
+        let mut acc = Ok(BatchApplied {
+            commands: 3,
+            ..Default::default()
+        });
+        merge(&mut acc, Ok(lww::Code::Applied));
+        merge(&mut acc, Ok(lww::Code::Older));
+        merge(&mut acc, Ok(lww::Code::TypeConflict));
+        assert_eq!(
+            acc.unwrap(),
+            BatchApplied {
+                commands: 3,
+                skipped_older: 1,
+                type_conflicts: 1
+            }
+        );
+    }
+}
