@@ -104,35 +104,17 @@ step "LocalStack healthy"
 
 # --- 3. One redis-server per region -------------------------------------------
 
-redis_ping() { [ "$(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null)" = "PONG" ]; }
-
 mapfile -t REGIONS < <(topology_regions)
+redis_jobs=()
 for region in "${REGIONS[@]}"; do
-    port="$(redis_port "$region")"
-    name="redis-$region"
-    if pid="$(running_pid "$name" redis-server)"; then
-        step "redis $region already running on $port (pid $pid)"
-        continue
-    fi
-    if port_open "$port"; then
-        die "port $port (redis for $region) is in use by a process up.sh did not start; set REGIS_REDIS_BASE_PORT"
-    fi
-    mkdir -p "$REGIS_STATE/redis/$region"
-    start_bg "$name" "$REGIS_LOGS/redis-$region.log" redis-server \
-        --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-        --dir "$REGIS_STATE/redis/$region"
+    "$REGIS_ROOT/local/redis.sh" start "$region" 9>&- &
+    redis_jobs+=("$!")
 done
-for region in "${REGIONS[@]}"; do
-    port="$(redis_port "$region")"
-    for _ in $(seq 1 100); do
-        redis_ping "$port" && break
-        sleep 0.1
-    done
-    if ! redis_ping "$port"; then
-        log_tail "$REGIS_LOGS/redis-$region.log"
-        die "redis for $region does not answer PING on $port"
-    fi
+redis_status=0
+for job in "${redis_jobs[@]}"; do
+    wait "$job" || redis_status=1
 done
+[ "$redis_status" -eq 0 ] || die "not every redis-server started (see above)"
 step "redis up: ${REGIONS[*]} on ports $REGIS_REDIS_BASE_PORT.."
 
 # --- 4. Topology ----------------------------------------------------------------
