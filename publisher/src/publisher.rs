@@ -534,3 +534,6 @@ impl Publisher {
         &self.shared().config
     }
 }
+
+#[cfg(test)]
+mod tests;
