@@ -1,0 +1,6 @@
+//! The regis operator's tool, as a library so its commands can be tested
+//! in-process. The `regis` binary (`main.rs`) only parses the command line
+//! and dispatches here.
+#![warn(missing_docs)]
+
+pub mod worker;

@@ -1,0 +1,60 @@
+//! `regis`: the operator's tool. Parses the command line, sets up logging
+//! (stderr; stdout carries command output and metric lines) and dispatches
+//! to the subcommand's module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use regis_cli::worker::{self, WorkerArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "regis",
+    version,
+    about = "Replicate Redis writes across regions through SNS and SQS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply a region's queue to its Redis: the applier as a long-polling SQS worker.
+    Worker(WorkerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,aws=warn,hyper=warn".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("regis: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Worker(args) => {
+            // Started before serving so its panic hook covers the worker;
+            // the guard flushes on drop.
+            let _sentry = args
+                .sentry_dsn
+                .as_deref()
+                .map(|dsn| regis_lambda::report::init(dsn, Some(args.region.clone())));
+            runtime.block_on(worker::run(args)).map(drop).map_err(Into::into)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("regis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

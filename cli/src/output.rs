@@ -1,0 +1,176 @@
+//! What the operator subcommands share about their output: exit codes,
+//! errors that know their exit code, `--json` printing and progress bars.
+//!
+//! Exit codes are a contract with scripts:
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | done, nothing wrong found |
+//! | 1 | a divergence or failure was found (verify found differences, a redrive or publish failed, a region never showed the probe) |
+//! | 2 | usage or configuration error (bad flags, missing URL, refused command); nothing was done |
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Exit code: done, nothing wrong found.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a divergence or failure was found.
+pub const EXIT_FOUND: u8 = 1;
+/// Exit code: usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// The exit-code table, for the top-level `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  done, nothing wrong found
+  1  a divergence or failure was found (verify differences, failed publish or redrive, lag probe not seen)
+  2  usage or configuration error (bad flags, missing URL or region, refused command); nothing was done";
+
+/// How a subcommand ended when it ran to completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing wrong found (exit 0).
+    Clean,
+    /// Something wrong found and reported (exit 1).
+    Found,
+}
+
+/// Why a subcommand stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpsError {
+    /// Bad flags, a missing setting, a refused command: nothing was done,
+    /// and running again without a fix fails the same way (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A service or server failed on the way (exit 1); running again may
+    /// succeed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl OpsError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => EXIT_USAGE,
+            Self::Failed(_) => EXIT_FOUND,
+        }
+    }
+
+    /// Whether running again unchanged may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Failed(_))
+    }
+
+    /// A failure of an AWS SDK call, with the SDK's full error context.
+    pub fn aws<E: std::error::Error>(what: &str, error: E) -> Self {
+        Self::Failed(format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(error)))
+    }
+
+    /// A failure talking to Redis.
+    pub fn redis(what: &str, error: &redis::RedisError) -> Self {
+        Self::Failed(format!("{what}: {error}"))
+    }
+}
+
+/// The process exit code of a subcommand's result; prints the error on
+/// stderr.
+pub fn finish(result: Result<Outcome, OpsError>) -> ExitCode {
+    match result {
+        Ok(Outcome::Clean) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::Found) => ExitCode::from(EXIT_FOUND),
+        Err(e) => {
+            eprintln!("regis: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Prints a value as one line of JSON on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal (so
+/// scripts and CI logs get none). `len` is the expected total, if known.
+pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match len {
+        Some(len) => ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let template = if len.is_some() {
+        "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})"
+    } else {
+        "{spinner} {msg} {pos} ({per_sec}, {elapsed})"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Shows bytes as text: UTF-8 as is, anything else with `\xHH` escapes (the
+/// way `redis-cli` prints binary keys), so reports never lose a byte.
+pub fn show_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Parses a duration given in seconds, possibly fractional (`2`, `0.5`).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("{text:?} must be zero or more seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_the_documented_exit_codes() {
+        assert_eq!(OpsError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(OpsError::Failed("x".into()).exit_code(), 1);
+        assert!(OpsError::Failed("x".into()).is_retryable());
+        assert!(!OpsError::Usage("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn bytes_are_shown_without_loss() {
+        assert_eq!(show_bytes(b"user:1"), "user:1");
+        assert_eq!(show_bytes(b"a\xffb\n"), "a\\xffb\\x0a");
+        assert_eq!(show_bytes(b"back\\slash"), "back\\\\slash");
+        assert_eq!(show_bytes("caf\u{e9}".as_bytes()), "caf\u{e9}");
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_seconds("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_seconds("0.25").unwrap(), Duration::from_millis(250));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+}

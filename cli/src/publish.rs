@@ -1,0 +1,243 @@
+//! `regis publish`: publish commands from the shell through the publisher
+//! library, as a service would.
+//!
+//! One command comes from the arguments (`regis publish --tenant acme SET
+//! user:1 alice EX 60`), many from a file or stdin, one per line, in
+//! `redis-cli` syntax (quotes and `\xHH` escapes; empty lines and lines
+//! starting with `#` are skipped). Commands are parsed by the wire crate,
+//! which refuses what is not idempotent with the reason and the
+//! alternative.
+//!
+//! A file is all or nothing: every line is parsed before anything is
+//! published, and if any line is refused, the refused line numbers are
+//! reported and nothing is published (exit 2). Publishing the valid rest
+//! would leave the operator to work out which part of a file went out;
+//! fixing the file and running it again is simpler, and safe because every
+//! accepted command is idempotent.
+//!
+//! The command waits until SNS has acknowledged every message (the
+//! publisher's `flush`) before it exits, and prints how many commands went
+//! out in how many messages.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, SigningKey, TenantPolicy};
+use regis_wire::ParseError;
+use serde_json::json;
+
+use crate::local_env::{EnvArgs, LocalEnv, pick, sdk_config};
+use crate::output::{OpsError, Outcome, print_json};
+
+/// Where to publish: the topic, and who the publisher says it is.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TopicArgs {
+    /// The replication topic [default: the environment file's].
+    #[arg(long, env = "REGIS_TOPIC_ARN", value_name = "ARN")]
+    pub topic_arn: Option<String>,
+    /// The region of the topic, for the SNS client [default: the environment
+    /// file's topic region, else the ARN's region].
+    #[arg(long, env = "REGIS_TOPIC_REGION", value_name = "REGION")]
+    pub topic_region: Option<String>,
+    /// The region this publisher writes from (the batches' `origin`)
+    /// [default: the topic's region].
+    #[arg(long, env = "REGIS_ORIGIN", value_name = "REGION")]
+    pub origin: Option<String>,
+    /// The origin's rank, the last tie-break of versions [default: the
+    /// origin's rank in the environment file, else 0].
+    #[arg(long, env = "REGIS_RANK")]
+    pub rank: Option<u16>,
+    /// Sign batches with this key, `id:base64secret`.
+    #[arg(long, env = "REGIS_SIGNING_KEY", value_name = "ID:SECRET", hide_env_values = true)]
+    pub signing_key: Option<String>,
+}
+
+/// `regis publish`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    long_about = "Publish idempotent Redis commands to the replication topic, as a service would through the \
+publisher library. One command from the arguments, or many from a file (or stdin, with `-`), one per line in \
+redis-cli syntax. Commands that are not idempotent (INCR, APPEND, LPUSH, ...) are refused with the reason and \
+what to use instead; relative expiries (EX, PX, EXPIRE) become absolute at publish time. A file is all or \
+nothing: if any line is refused, its line number is reported and nothing is published. Waits until SNS has \
+acknowledged everything, then prints how many commands went out in how many messages.",
+    after_help = "Examples:
+  regis publish --tenant acme SET user:1 alice EX 60
+  regis publish --tenant acme HSET room:7 status clean floor 3
+  regis publish --tenant acme --file cmds.txt
+  printf 'SET a 1\\nDEL b\\n' | regis publish --tenant acme --file -
+
+Exit codes: 0 published, 1 SNS did not take everything, 2 refused command or missing setting (nothing published)."
+)]
+pub struct PublishArgs {
+    /// The tenant the commands belong to (selects the regions they reach).
+    #[arg(long, env = "REGIS_TENANT")]
+    pub tenant: String,
+    /// Read commands from this file, one per line (`-` for stdin).
+    #[arg(long, short = 'f', value_name = "PATH", conflicts_with = "command")]
+    pub file: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub topic: TopicArgs,
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The command and its arguments (`SET key value EX 60`).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// A line of a file that was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 1-based line number.
+    pub line: usize,
+    /// Why.
+    pub error: ParseError,
+}
+
+/// Parses a file of commands, one per line; empty lines and `#` comments
+/// are skipped. Returns every command, or every refusal.
+pub fn parse_lines(text: &str, now_ms: u64) -> Result<Vec<Command>, Vec<Refusal>> {
+    let mut commands = Vec::new();
+    let mut refusals = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        match regis_wire::split_line(trimmed).and_then(|args| regis_wire::parse_command(&args, now_ms)) {
+            Ok(command) => commands.push(command),
+            Err(error) => refusals.push(Refusal { line: i + 1, error }),
+        }
+    }
+    if refusals.is_empty() { Ok(commands) } else { Err(refusals) }
+}
+
+/// The region in an SNS topic ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
+pub fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
+/// Builds a publisher for the topic from flags and the environment file.
+/// The environment file's tenants become tenant policies, so a tenant's
+/// batches carry its allowed regions.
+pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publisher, OpsError> {
+    let topic_arn = pick(topic.topic_arn.as_deref(), env.and_then(|e| e.topic_arn.as_deref()), "topic ARN", "--topic-arn")?;
+    let region = topic
+        .topic_region
+        .clone()
+        .or_else(|| env.and_then(|e| e.topic_region.clone()))
+        .or_else(|| arn_region(&topic_arn).map(str::to_owned))
+        .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
+    let origin = topic.origin.clone().unwrap_or_else(|| region.clone());
+    let rank = topic.rank.or_else(|| env.and_then(|e| e.region(&origin)).map(|r| r.rank)).unwrap_or(0);
+    let mut config = PublisherConfig::new(topic_arn, origin, rank);
+    if let Some(env) = env {
+        for (tenant, regions) in &env.tenants {
+            config.tenants.insert(tenant.clone(), TenantPolicy::regions(regions.iter().cloned()));
+        }
+    }
+    if let Some(spec) = &topic.signing_key {
+        config.signing_key = Some(SigningKey::parse(spec).map_err(|e| OpsError::Usage(format!("--signing-key: {e}")))?);
+    }
+    let sdk = sdk_config(&region, env).await;
+    Publisher::new(config, AwsSns::from_sdk_config(&sdk)).map_err(|e| OpsError::Usage(format!("publisher: {e}")))
+}
+
+/// Wall-clock now, epoch milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn read_source(file: &PathBuf) -> Result<String, OpsError> {
+    if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| OpsError::Usage(format!("cannot read stdin: {e}")))?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| OpsError::Usage(format!("cannot read {}: {e}", file.display())))
+    }
+}
+
+/// `regis publish`.
+pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
+    let env = args.env.load()?;
+    let now = now_ms();
+    let commands = match &args.file {
+        Some(file) => parse_lines(&read_source(file)?, now).map_err(|refusals| {
+            let lines: Vec<String> = refusals.iter().map(|r| format!("  line {}: {}", r.line, r.error)).collect();
+            OpsError::Usage(format!(
+                "{} line(s) refused, nothing published:\n{}",
+                refusals.len(),
+                lines.join("\n")
+            ))
+        })?,
+        None if args.command.is_empty() => {
+            return Err(OpsError::Usage("nothing to publish: give a command, or --file".into()));
+        }
+        None => {
+            let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
+            vec![regis_wire::parse_command(&argv, now).map_err(|e| OpsError::Usage(e.to_string()))?]
+        }
+    };
+    if commands.is_empty() {
+        return Err(OpsError::Usage("the file holds no commands".into()));
+    }
+    let publisher = connect(&args.topic, env.as_ref()).await?;
+    for command in commands {
+        publisher.publish_for(&args.tenant, command).await.map_err(|e| {
+            if e.is_retryable() { OpsError::Failed(e.to_string()) } else { OpsError::Usage(e.to_string()) }
+        })?;
+    }
+    let flushed = publisher.shutdown().await;
+    let stats = publisher.stats();
+    if args.json {
+        print_json(&json!({
+            "commands": stats.commands,
+            "messages": stats.messages_published,
+            "failed_commands": stats.failed_commands,
+            "failed_messages": stats.failed_messages,
+        }));
+    } else {
+        println!("published {} commands in {} messages", stats.commands, stats.messages_published);
+    }
+    match flushed {
+        Ok(()) => Ok(Outcome::Clean),
+        Err(e) => Err(OpsError::Failed(format!("not everything was published: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_parsed_line_by_line_with_comments_and_blank_lines_skipped() {
+        let text = "# seed data\nSET user:1 alice EX 60\n\n  HSET room:7 status \"very clean\"\nDEL old\n";
+        let commands = parse_lines(text, 1_000).unwrap();
+        assert_eq!(commands.len(), 3);
+        assert_eq!(
+            commands[0],
+            Command::Set { key: b"user:1".to_vec(), value: b"alice".to_vec(), expire_at_ms: Some(61_000) }
+        );
+        assert_eq!(commands[1], Command::HSet { key: b"room:7".to_vec(), fields: vec![(b"status".to_vec(), b"very clean".to_vec())] });
+    }
+
+    #[test]
+    fn every_refused_line_is_reported_with_its_number() {
+        let text = "SET a 1\nINCR visits\nSET b 2\nLPUSH q x\nSET \"unterminated\n";
+        let refusals = parse_lines(text, 0).unwrap_err();
+        assert_eq!(refusals.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4, 5]);
+        assert!(refusals[0].error.to_string().contains("not idempotent"), "{}", refusals[0].error);
+        assert!(matches!(refusals[2].error, ParseError::BadArguments { .. }));
+    }
+
+    #[test]
+    fn topic_arns_name_their_region() {
+        assert_eq!(arn_region("arn:aws:sns:eu-west-1:000000000000:t"), Some("eu-west-1"));
+        assert_eq!(arn_region("not-an-arn"), None);
+    }
+}

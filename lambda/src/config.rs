@@ -1,0 +1,187 @@
+//! The applier's settings, as the Lambda reads them from its environment.
+//!
+//! Parsing takes a lookup function instead of reading the process
+//! environment itself, so only `main` touches the environment and tests
+//! pass a map. The names are those of the "Applier configuration" table in
+//! `docs/ARCHITECTURE.md`; `regis worker` takes the same settings as flags.
+
+use std::time::Duration;
+
+use regis_wire::{DecodeLimits, Keyring, Mode};
+
+/// Default of `REGIS_TOMBSTONE_HORIZON_SECONDS`: four days, the default
+/// retention period of an SQS queue, so a tombstone outlives any message
+/// still in flight.
+pub const DEFAULT_TOMBSTONE_HORIZON_SECONDS: u64 = 4 * 24 * 3600;
+
+/// Everything the applier needs to know about its region.
+#[derive(Debug, Clone)]
+pub struct ApplierConfig {
+    /// The region this applier serves (the `Region` metric dimension).
+    pub region: String,
+    /// `redis://` or `rediss://` URL, with credentials for AUTH/ACL.
+    pub redis_url: String,
+    /// Cluster mode (the URL is then a seed node).
+    pub cluster: bool,
+    /// The dead-letter queue where permanent failures are parked.
+    pub dlq_url: String,
+    /// How batches are applied; a batch of the other mode is refused.
+    pub mode: Mode,
+    /// Accepted signing keys; when non-empty, unsigned batches are refused.
+    pub keyring: Keyring,
+    /// How long version bookkeeping outlives deleted data.
+    pub tombstone_horizon: Duration,
+    /// Sentry DSN; `None` disables reporting.
+    pub sentry_dsn: Option<String>,
+    /// Decoder limits.
+    pub limits: DecodeLimits,
+}
+
+/// A setting that is missing or cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required variable is not set (or empty).
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    /// A variable is set to something that cannot be used.
+    #[error("{name}: {message}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ApplierConfig {
+    /// Reads the settings through `lookup` (for the Lambda, the process
+    /// environment). Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let mode = match get("REGIS_MODE") {
+            Some(text) => text.trim().parse::<Mode>().map_err(|message| ConfigError::Invalid {
+                name: "REGIS_MODE",
+                message,
+            })?,
+            None => Mode::Lww,
+        };
+        let keyring = match get("REGIS_SIGNING_KEYS") {
+            Some(specs) => Keyring::parse(&specs).map_err(|e| ConfigError::Invalid {
+                name: "REGIS_SIGNING_KEYS",
+                message: e.to_string(),
+            })?,
+            None => Keyring::default(),
+        };
+        let horizon = match get("REGIS_TOMBSTONE_HORIZON_SECONDS") {
+            Some(text) => text.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
+                name: "REGIS_TOMBSTONE_HORIZON_SECONDS",
+                message: e.to_string(),
+            })?,
+            None => DEFAULT_TOMBSTONE_HORIZON_SECONDS,
+        };
+        Ok(Self {
+            region: required("REGIS_REGION")?,
+            redis_url: required("REGIS_REDIS_URL")?,
+            cluster: match get("REGIS_REDIS_CLUSTER") {
+                Some(text) => parse_bool(&text).ok_or_else(|| ConfigError::Invalid {
+                    name: "REGIS_REDIS_CLUSTER",
+                    message: format!("{text:?} is not a boolean"),
+                })?,
+                None => false,
+            },
+            dlq_url: required("REGIS_DLQ_URL")?,
+            mode,
+            keyring,
+            tombstone_horizon: Duration::from_secs(horizon),
+            sentry_dsn: get("SENTRY_DSN"),
+            limits: DecodeLimits::default(),
+        })
+    }
+}
+
+/// `true`/`false` in the spellings people write in environment files.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<ApplierConfig, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ApplierConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("REGIS_REGION", "eu-west-1"),
+        ("REGIS_REDIS_URL", "redis://127.0.0.1:6379"),
+        ("REGIS_DLQ_URL", "http://127.0.0.1:4566/000000000000/dlq"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_only_required_settings_are_given() {
+        let c = config(&BASE).unwrap();
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(c.mode, Mode::Lww);
+        assert!(!c.cluster);
+        assert!(c.keyring.is_empty());
+        assert_eq!(c.tombstone_horizon, Duration::from_secs(345_600));
+        assert_eq!(c.sentry_dsn, None);
+    }
+
+    #[test]
+    fn reads_every_optional_setting() {
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("REGIS_MODE", "plain"),
+            ("REGIS_REDIS_CLUSTER", "true"),
+            ("REGIS_SIGNING_KEYS", "k1:MDEyMzQ1Njc4OWFiY2RlZg=="),
+            ("REGIS_TOMBSTONE_HORIZON_SECONDS", "60"),
+            ("SENTRY_DSN", "https://key@sentry.invalid/1"),
+        ]);
+        let c = config(&pairs).unwrap();
+        assert_eq!(c.mode, Mode::Plain);
+        assert!(c.cluster);
+        assert!(!c.keyring.is_empty());
+        assert_eq!(c.tombstone_horizon, Duration::from_secs(60));
+        assert_eq!(c.sentry_dsn.as_deref(), Some("https://key@sentry.invalid/1"));
+    }
+
+    #[test]
+    fn names_the_missing_or_bad_variable() {
+        assert_eq!(config(&BASE[..2]).unwrap_err(), ConfigError::Missing("REGIS_DLQ_URL"));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("REGIS_MODE", "fast"));
+        assert!(matches!(
+            config(&pairs),
+            Err(ConfigError::Invalid { name: "REGIS_MODE", .. })
+        ));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("REGIS_REDIS_CLUSTER", "maybe"));
+        assert!(matches!(
+            config(&pairs),
+            Err(ConfigError::Invalid {
+                name: "REGIS_REDIS_CLUSTER",
+                ..
+            })
+        ));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("REGIS_SIGNING_KEYS", "nocolon"));
+        assert!(matches!(
+            config(&pairs),
+            Err(ConfigError::Invalid {
+                name: "REGIS_SIGNING_KEYS",
+                ..
+            })
+        ));
+    }
+}

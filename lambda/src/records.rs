@@ -1,0 +1,376 @@
+//! Record handling, shared by the Lambda function and `regis worker`.
+//!
+//! A [`Processor`] takes the SQS records of one invocation (or one receive),
+//! decodes each, refuses batches written for the other apply mode, applies
+//! every decoded batch in a single [`Apply::apply`] call (pipelined: one
+//! round trip for many commands), parks permanent failures in the
+//! dead-letter queue and returns one [`Outcome`] per record, in order.
+//!
+//! The rule it keeps: nothing is ever dropped without being applied or
+//! parked. A record is [`Outcome::is_done`] (to be deleted from its queue)
+//! only when its batch was applied or its copy is safely in the DLQ; every
+//! other record is left for SQS to deliver again, and after
+//! `maxReceiveCount` deliveries the queue's redrive policy moves it to the
+//! DLQ itself.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use regis_wire::{Batch, DecodeLimits, Keyring, Mode};
+use tracing::{Instrument as _, info, info_span, warn};
+
+use crate::dlq::{DeadLetter, DeadLetters};
+use crate::report;
+
+/// How long to wait for Sentry to send what a call captured before it
+/// returns (a Lambda may be frozen right after it answers).
+pub const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One SQS message, as the Lambda event and `ReceiveMessage` both deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The SQS message id (the Lambda's `itemIdentifier`).
+    pub message_id: String,
+    /// The message text: one encoded batch.
+    pub body: String,
+    /// `ApproximateReceiveCount`: how often SQS has delivered it (1 the first time).
+    pub receive_count: u32,
+    /// The queue the record came from (ARN in the Lambda, URL in the
+    /// worker), recorded with its DLQ copy.
+    pub source_queue: String,
+}
+
+/// What applying one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Commands in the batch.
+    pub commands: usize,
+    /// Commands not written because the region already held a newer version.
+    pub skipped_older: usize,
+    /// Commands not written because the key holds another data type.
+    pub type_conflicts: usize,
+}
+
+/// Why one batch could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyFailure {
+    /// Whether the same batch may succeed later (Redis down, timeout,
+    /// failover) as opposed to never (a command Redis refuses).
+    pub retryable: bool,
+    /// A short, stable reason code.
+    pub reason: &'static str,
+    /// The error text.
+    pub detail: String,
+}
+
+/// The apply step, behind a small trait so record handling can be tested
+/// without Redis. The engine in [`crate::apply`] implements it.
+#[async_trait]
+pub trait Apply: Send + Sync {
+    /// The mode this applier writes; batches of the other mode are refused.
+    fn mode(&self) -> Mode;
+
+    /// Applies `batches` (pipelined) and returns one result per batch, in
+    /// order.
+    async fn apply(&self, batches: &[&Batch], now_ms: u64) -> Vec<Result<Applied, ApplyFailure>>;
+}
+
+/// The engine's `apply` future borrows its batches across `.await`s inside
+/// stream combinators, which the compiler cannot yet prove `Send` (rust-lang/rust#102211,
+/// "implementation of `FnOnce` is not general enough"). So it is driven on a
+/// blocking-pool thread with [`tokio::runtime::Handle::block_on`], which does
+/// not need `Send`, over owned copies of the batches; the rest of record
+/// handling stays `Send` and can run on any worker thread.
+#[async_trait]
+impl Apply for crate::apply::Engine {
+    fn mode(&self) -> Mode {
+        crate::apply::Engine::mode(self)
+    }
+
+    async fn apply(&self, batches: &[&Batch], now_ms: u64) -> Vec<Result<Applied, ApplyFailure>> {
+        let engine = self.clone();
+        let owned: Vec<Batch> = batches.iter().map(|b| (*b).clone()).collect();
+        let handle = tokio::runtime::Handle::current();
+        let count = batches.len();
+        let results = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&Batch> = owned.iter().collect();
+            handle.block_on(engine.apply(&refs, now_ms))
+        })
+        .await;
+        match results {
+            Ok(results) => results
+                .into_iter()
+                .map(|result| match result {
+                    Ok(done) => Ok(Applied {
+                        commands: done.commands,
+                        skipped_older: done.skipped_older,
+                        type_conflicts: done.type_conflicts,
+                    }),
+                    Err(error) => Err(ApplyFailure {
+                        retryable: error.is_retryable(),
+                        reason: error.reason(),
+                        detail: error.to_string(),
+                    }),
+                })
+                .collect(),
+            // The apply panicked: nothing is known about what it wrote, and
+            // writing again is harmless, so every batch is retried.
+            Err(join) => (0..count)
+                .map(|_| {
+                    Err(ApplyFailure {
+                        retryable: true,
+                        reason: "apply-panicked",
+                        detail: join.to_string(),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The batch was applied (delete the record).
+    Applied {
+        /// The batch id.
+        batch_id: String,
+        /// What the apply did.
+        applied: Applied,
+        /// Replication lag: apply time minus publish time, in milliseconds
+        /// (0 if the publisher's clock is ahead).
+        lag_ms: u64,
+    },
+    /// Failed for good and parked in the DLQ (delete the record).
+    Parked {
+        /// The reason code (the DLQ copy's `reason` attribute).
+        reason: &'static str,
+        /// The error text.
+        detail: String,
+    },
+    /// Failed, may succeed later: leave it to SQS to deliver again.
+    Retry {
+        /// The reason code.
+        reason: &'static str,
+        /// The error text.
+        detail: String,
+    },
+    /// Failed for good, but the DLQ copy could not be sent: leave it to
+    /// SQS, so it is parked on a later delivery or moved to the DLQ by the
+    /// redrive policy. Never deleted.
+    ParkFailed {
+        /// The reason code of the original failure.
+        reason: &'static str,
+        /// The error text of the original failure.
+        detail: String,
+        /// Why the DLQ send failed.
+        dlq_error: String,
+    },
+}
+
+impl Outcome {
+    /// True when the record may be deleted from its queue: applied, or
+    /// parked in the DLQ.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Self::Applied { .. } | Self::Parked { .. })
+    }
+}
+
+fn missing_result() -> Result<Applied, ApplyFailure> {
+    Err(ApplyFailure {
+        retryable: true,
+        reason: "no-result",
+        detail: "the engine gave no result for this batch".into(),
+    })
+}
+
+/// A record's verdict before parking.
+enum Verdict {
+    Applied {
+        batch_id: String,
+        applied: Applied,
+        lag_ms: u64,
+    },
+    Retry {
+        reason: &'static str,
+        detail: String,
+    },
+    Permanent {
+        batch_id: Option<String>,
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+/// Decodes, applies and parks: the record handling of one invocation.
+#[derive(Debug)]
+pub struct Processor<A, D> {
+    applier: A,
+    dead_letters: D,
+    limits: DecodeLimits,
+    keyring: Keyring,
+}
+
+impl<A: Apply, D: DeadLetters> Processor<A, D> {
+    /// A processor that applies with `applier`, parks in `dead_letters` and
+    /// decodes with `limits` and `keyring`.
+    pub fn new(applier: A, dead_letters: D, limits: DecodeLimits, keyring: Keyring) -> Self {
+        Self {
+            applier,
+            dead_letters,
+            limits,
+            keyring,
+        }
+    }
+
+    /// The apply step.
+    pub fn applier(&self) -> &A {
+        &self.applier
+    }
+
+    /// Where permanent failures are parked.
+    pub fn dead_letters(&self) -> &D {
+        &self.dead_letters
+    }
+
+    /// Handles `records` received at `now_ms` (epoch milliseconds) and
+    /// returns one outcome per record, in order.
+    ///
+    /// Permanent failures are reported to Sentry (when a client is bound)
+    /// and Sentry is flushed before this returns if anything was captured.
+    pub async fn process(&self, records: &[Record], now_ms: u64) -> Vec<Outcome> {
+        let verdicts = self.judge(records, now_ms).await;
+
+        let mut letters = Vec::new();
+        let mut captured = false;
+        for (record, verdict) in records.iter().zip(&verdicts) {
+            if let Verdict::Permanent {
+                batch_id,
+                reason,
+                detail,
+            } = verdict
+            {
+                let span =
+                    info_span!("batch", message_id = %record.message_id, batch_id = batch_id.as_deref().unwrap_or(""));
+                span.in_scope(|| warn!(reason, detail = %detail, receive_count = record.receive_count, "permanent failure, parking in the DLQ"));
+                captured |= report::permanent_failure(record, batch_id.as_deref(), reason, detail);
+                letters.push(DeadLetter {
+                    body: record.body.clone(),
+                    reason: (*reason).to_owned(),
+                    detail: detail.clone(),
+                    source_queue: record.source_queue.clone(),
+                    message_id: record.message_id.clone(),
+                    failed_at_ms: now_ms,
+                });
+            }
+        }
+        let mut parked = if letters.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            let results = self.dead_letters.park(&letters).await;
+            let mut results: Vec<_> = results.into_iter().map(|r| r.map_err(|e| e.to_string())).collect();
+            // A short answer is a bug in the implementation; the records it
+            // does not cover must not be deleted.
+            results.resize_with(letters.len(), || {
+                Err("the DLQ gave no result for this record".to_owned())
+            });
+            results.into_iter()
+        };
+
+        let outcomes: Vec<Outcome> = records
+            .iter()
+            .zip(verdicts)
+            .map(|(record, verdict)| match verdict {
+                Verdict::Applied { batch_id, applied, lag_ms } => Outcome::Applied { batch_id, applied, lag_ms },
+                Verdict::Retry { reason, detail } => Outcome::Retry { reason, detail },
+                Verdict::Permanent { reason, detail, .. } => {
+                    match parked.next().unwrap_or_else(|| Err("the DLQ gave no result for this record".to_owned())) {
+                        Ok(()) => Outcome::Parked { reason, detail },
+                        Err(dlq_error) => {
+                            warn!(message_id = %record.message_id, reason, dlq_error = %dlq_error, "could not park; leaving the record in its queue");
+                            Outcome::ParkFailed { reason, detail, dlq_error }
+                        }
+                    }
+                }
+            })
+            .collect();
+
+        if captured {
+            report::flush(SENTRY_FLUSH_TIMEOUT).await;
+        }
+        outcomes
+    }
+
+    /// Decodes every record, applies all decoded batches in one call and
+    /// judges each record.
+    async fn judge(&self, records: &[Record], now_ms: u64) -> Vec<Verdict> {
+        let mode = self.applier.mode();
+        let mut decoded: Vec<Result<Batch, Verdict>> = Vec::with_capacity(records.len());
+        for record in records {
+            decoded.push(match regis_wire::decode(&record.body, &self.limits, &self.keyring) {
+                Ok(batch) if batch.header.mode != mode => Err(Verdict::Permanent {
+                    reason: "mode-mismatch",
+                    detail: format!(
+                        "batch written for {} mode, this applier runs {} mode",
+                        batch.header.mode, mode
+                    ),
+                    batch_id: Some(batch.header.id),
+                }),
+                Ok(batch) => Ok(batch),
+                Err(error) => Err(Verdict::Permanent {
+                    batch_id: None,
+                    reason: error.reason(),
+                    detail: error.to_string(),
+                }),
+            });
+        }
+
+        let batches: Vec<&Batch> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
+        let mut results = if batches.is_empty() {
+            Vec::new()
+        } else {
+            let span = info_span!("apply", batches = batches.len());
+            self.applier.apply(&batches, now_ms).instrument(span).await
+        };
+        // A short answer is a bug in the implementation: retry what it does
+        // not cover rather than guess.
+        results.resize_with(batches.len(), missing_result);
+        let mut results = results.into_iter();
+
+        records
+            .iter()
+            .zip(decoded)
+            .map(|(record, decoded)| {
+                let batch = match decoded {
+                    Ok(batch) => batch,
+                    Err(verdict) => return verdict,
+                };
+                let span = info_span!("batch", message_id = %record.message_id, batch_id = %batch.header.id);
+                let _entered = span.enter();
+                match results.next().unwrap_or_else(missing_result) {
+                    Ok(applied) => {
+                        let lag_ms = now_ms.saturating_sub(batch.header.published_at_ms);
+                        info!(
+                            commands = applied.commands,
+                            skipped_older = applied.skipped_older,
+                            type_conflicts = applied.type_conflicts,
+                            lag_ms,
+                            origin = %batch.header.origin,
+                            tenant = %batch.header.tenant,
+                            "applied"
+                        );
+                        Verdict::Applied { batch_id: batch.header.id, applied, lag_ms }
+                    }
+                    Err(failure) if failure.retryable => {
+                        warn!(reason = failure.reason, detail = %failure.detail, receive_count = record.receive_count, "retryable failure");
+                        Verdict::Retry { reason: failure.reason, detail: failure.detail }
+                    }
+                    Err(failure) => {
+                        Verdict::Permanent { batch_id: Some(batch.header.id), reason: failure.reason, detail: failure.detail }
+                    }
+                }
+            })
+            .collect()
+    }
+}
