@@ -96,6 +96,7 @@ pub struct QueueArgs {
     /// The dead-letter queue [default: the environment file's, for --region].
     #[arg(long, env = "REGIS_DLQ_URL", value_name = "URL")]
     pub dlq_url: Option<String>,
+    /// The local environment file.
     #[command(flatten)]
     pub env: EnvArgs,
 }
@@ -103,6 +104,7 @@ pub struct QueueArgs {
 /// `regis dlq list`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ListArgs {
+    /// The region and its DLQ.
     #[command(flatten)]
     pub queue: QueueArgs,
     /// Stop after this many receive calls even if new messages keep coming.
@@ -116,6 +118,7 @@ pub struct ListArgs {
 /// `regis dlq show`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShowArgs {
+    /// The region and its DLQ.
     #[command(flatten)]
     pub queue: QueueArgs,
     /// The DLQ message id, or the original message id (the `message-id` attribute).
@@ -131,6 +134,7 @@ pub struct ShowArgs {
 /// `regis dlq redrive`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedriveArgs {
+    /// The region and its DLQ.
     #[command(flatten)]
     pub queue: QueueArgs,
     /// The apply queue to move messages to [default: the environment file's].
@@ -343,7 +347,8 @@ async fn peek_all(
             let letter = Letter::from_message(message);
             if seen.insert(letter.message_id.clone()) {
                 new += 1;
-                let found = stop_at.is_some_and(|id| letter.message_id == id || letter.original_id.as_deref() == Some(id));
+                let found =
+                    stop_at.is_some_and(|id| letter.message_id == id || letter.original_id.as_deref() == Some(id));
                 letters.push(letter);
                 if found {
                     bar.finish_and_clear();
@@ -407,13 +412,23 @@ async fn list(args: ListArgs) -> Result<Outcome, OpsError> {
             "{} message(s) in the DLQ of {}{}",
             letters.len(),
             args.queue.region,
-            if complete { "" } else { " (at least: the read stopped at --max-receives)" }
+            if complete {
+                ""
+            } else {
+                " (at least: the read stopped at --max-receives)"
+            }
         );
         if !groups.is_empty() {
             println!("{:<20} {:>7} {:>10} {:>10}", "reason", "count", "oldest", "newest");
             for g in &groups {
                 let show = |at| age(at).map_or_else(|| "-".to_owned(), human_age);
-                println!("{:<20} {:>7} {:>10} {:>10}", g.reason, g.count, show(g.oldest_ms), show(g.newest_ms));
+                println!(
+                    "{:<20} {:>7} {:>10} {:>10}",
+                    g.reason,
+                    g.count,
+                    show(g.oldest_ms),
+                    show(g.newest_ms)
+                );
             }
         }
     }
@@ -466,8 +481,14 @@ async fn show(args: ShowArgs) -> Result<Outcome, OpsError> {
     let (queues, _) = open(&args.queue).await?;
     let (letters, _) = peek_all(&queues.sqs, &queues.dlq_url, args.max_receives, Some(&args.message_id)).await?;
     let id = args.message_id.as_str();
-    let Some(letter) = letters.iter().find(|l| l.message_id == id || l.original_id.as_deref() == Some(id)) else {
-        return Err(OpsError::Failed(format!("message {id} is not in the DLQ of {}", args.queue.region)));
+    let Some(letter) = letters
+        .iter()
+        .find(|l| l.message_id == id || l.original_id.as_deref() == Some(id))
+    else {
+        return Err(OpsError::Failed(format!(
+            "message {id} is not in the DLQ of {}",
+            args.queue.region
+        )));
     };
     let view = describe(letter);
     if args.json {
@@ -503,7 +524,12 @@ async fn show(args: ShowArgs) -> Result<Outcome, OpsError> {
             .unwrap_or_default();
         println!("commands     {} ({})", batch["commands"], summary.join(", "));
         for c in batch["first_commands"].as_array().into_iter().flatten() {
-            println!("  {} {} @ {}", c["op"].as_str().unwrap_or_default(), c["key"].as_str().unwrap_or_default(), c["version"].as_str().unwrap_or_default());
+            println!(
+                "  {} {} @ {}",
+                c["op"].as_str().unwrap_or_default(),
+                c["key"].as_str().unwrap_or_default(),
+                c["version"].as_str().unwrap_or_default()
+            );
         }
     } else {
         println!("undecodable  {}", view["decode_error"].as_str().unwrap_or_default());
@@ -561,14 +587,26 @@ async fn redrive(args: RedriveArgs) -> Result<Outcome, OpsError> {
         match move_task(sqs, dlq_url, &queue_url, Duration::from_secs(args.timeout)).await {
             Ok(n) => {
                 method = "move-task";
-                moved = Some(Moved { moved: n, ..Moved::default() });
+                moved = Some(Moved {
+                    moved: n,
+                    ..Moved::default()
+                });
             }
             Err(e) => eprintln!("regis: the SQS move task is not available ({e}); moving messages one by one"),
         }
     }
     let moved = match moved {
         Some(m) => m,
-        None => move_by_hand(sqs, dlq_url, &queue_url, args.reason.as_deref(), args.visibility_timeout).await?,
+        None => {
+            move_by_hand(
+                sqs,
+                dlq_url,
+                &queue_url,
+                args.reason.as_deref(),
+                args.visibility_timeout,
+            )
+            .await?
+        }
     };
     if args.json {
         print_json(&json!({
@@ -581,11 +619,22 @@ async fn redrive(args: RedriveArgs) -> Result<Outcome, OpsError> {
             "moved {} message(s) from the DLQ of {} to its apply queue ({method}){}{}",
             moved.moved,
             args.queue.region,
-            args.reason.as_ref().map(|r| format!(", reason {r}, {} left in the DLQ", moved.skipped)).unwrap_or_default(),
-            if moved.failed > 0 { format!("; {} could not be sent and are still in the DLQ", moved.failed) } else { String::new() },
+            args.reason
+                .as_ref()
+                .map(|r| format!(", reason {r}, {} left in the DLQ", moved.skipped))
+                .unwrap_or_default(),
+            if moved.failed > 0 {
+                format!("; {} could not be sent and are still in the DLQ", moved.failed)
+            } else {
+                String::new()
+            },
         );
     }
-    Ok(if moved.failed > 0 { Outcome::Found } else { Outcome::Clean })
+    Ok(if moved.failed > 0 {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, OpsError> {
@@ -596,7 +645,12 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, OpsEr
 
 /// Moves everything with `StartMessageMoveTask` and waits for the task to
 /// end; returns how many messages it moved.
-async fn move_task(sqs: &aws_sdk_sqs::Client, dlq_url: &str, queue_url: &str, timeout: Duration) -> Result<u64, OpsError> {
+async fn move_task(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    queue_url: &str,
+    timeout: Duration,
+) -> Result<u64, OpsError> {
     let source = queue_arn(sqs, dlq_url).await?;
     let destination = queue_arn(sqs, queue_url).await?;
     let started = sqs
@@ -641,7 +695,9 @@ async fn move_task(sqs: &aws_sdk_sqs::Client, dlq_url: &str, queue_url: &str, ti
         }
         if tokio::time::Instant::now() > deadline {
             bar.finish_and_clear();
-            return Err(OpsError::Failed(format!("the move task did not finish within {timeout:?}")));
+            return Err(OpsError::Failed(format!(
+                "the move task did not finish within {timeout:?}"
+            )));
         }
     }
 }
@@ -695,7 +751,13 @@ async fn move_by_hand(
                     .ok()
             })
             .collect();
-        if let Err(e) = sqs.change_message_visibility_batch().queue_url(dlq_url).set_entries(Some(entries)).send().await {
+        if let Err(e) = sqs
+            .change_message_visibility_batch()
+            .queue_url(dlq_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
             eprintln!(
                 "regis: could not make skipped messages visible again (they will be after the visibility timeout): {}",
                 aws_sdk_sqs::error::DisplayErrorContext(e)
@@ -729,9 +791,18 @@ async fn send_group<'a>(
         .await
         .map_err(|e| OpsError::aws(&format!("SendMessageBatch {queue_url}"), e))?;
     for failed in out.failed() {
-        eprintln!("regis: SQS refused a message: {}: {}", failed.code(), failed.message().unwrap_or_default());
+        eprintln!(
+            "regis: SQS refused a message: {}: {}",
+            failed.code(),
+            failed.message().unwrap_or_default()
+        );
     }
-    Ok(out.successful().iter().filter_map(|s| s.id().parse::<usize>().ok()).filter_map(|i| group.get(i).copied()).collect())
+    Ok(out
+        .successful()
+        .iter()
+        .filter_map(|s| s.id().parse::<usize>().ok())
+        .filter_map(|i| group.get(i).copied())
+        .collect())
 }
 
 /// Deletes sent letters from the DLQ; returns how many were deleted. A
@@ -743,12 +814,27 @@ async fn delete_group(sqs: &aws_sdk_sqs::Client, dlq_url: &str, sent: &[&Letter]
     let entries: Vec<_> = sent
         .iter()
         .enumerate()
-        .filter_map(|(i, l)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&l.receipt_handle).build().ok())
+        .filter_map(|(i, l)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(&l.receipt_handle)
+                .build()
+                .ok()
+        })
         .collect();
-    match sqs.delete_message_batch().queue_url(dlq_url).set_entries(Some(entries)).send().await {
+    match sqs
+        .delete_message_batch()
+        .queue_url(dlq_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
         Ok(out) => out.successful().len(),
         Err(e) => {
-            eprintln!("regis: DeleteMessageBatch failed (the messages stay and may be moved twice): {}", aws_sdk_sqs::error::DisplayErrorContext(e));
+            eprintln!(
+                "regis: DeleteMessageBatch failed (the messages stay and may be moved twice): {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            );
             0
         }
     }
@@ -759,11 +845,18 @@ mod tests {
     use super::*;
 
     fn attr(value: &str, data_type: &str) -> MessageAttributeValue {
-        MessageAttributeValue::builder().data_type(data_type).string_value(value).build().unwrap()
+        MessageAttributeValue::builder()
+            .data_type(data_type)
+            .string_value(value)
+            .build()
+            .unwrap()
     }
 
     fn message(id: &str, reason: Option<&str>, failed_at: Option<u64>) -> Message {
-        let mut b = Message::builder().message_id(id).receipt_handle(format!("rh-{id}")).body("{}");
+        let mut b = Message::builder()
+            .message_id(id)
+            .receipt_handle(format!("rh-{id}"))
+            .body("{}");
         if let Some(reason) = reason {
             b = b.message_attributes("reason", attr(reason, "String"));
         }
@@ -791,16 +884,30 @@ mod tests {
 
     #[test]
     fn groups_count_and_span_their_reasons() {
-        let letters: Vec<Letter> = [("a", "malformed", 300), ("b", "bad-signature", 100), ("c", "malformed", 200)]
-            .iter()
-            .map(|(id, r, at)| Letter::from_message(&message(id, Some(r), Some(*at))))
-            .collect();
+        let letters: Vec<Letter> = [
+            ("a", "malformed", 300),
+            ("b", "bad-signature", 100),
+            ("c", "malformed", 200),
+        ]
+        .iter()
+        .map(|(id, r, at)| Letter::from_message(&message(id, Some(r), Some(*at))))
+        .collect();
         let groups = group_by_reason(&letters);
         assert_eq!(
             groups,
             [
-                ReasonGroup { reason: "malformed".into(), count: 2, oldest_ms: Some(200), newest_ms: Some(300) },
-                ReasonGroup { reason: "bad-signature".into(), count: 1, oldest_ms: Some(100), newest_ms: Some(100) },
+                ReasonGroup {
+                    reason: "malformed".into(),
+                    count: 2,
+                    oldest_ms: Some(200),
+                    newest_ms: Some(300)
+                },
+                ReasonGroup {
+                    reason: "bad-signature".into(),
+                    count: 1,
+                    oldest_ms: Some(100),
+                    newest_ms: Some(100)
+                },
             ]
         );
     }
@@ -833,11 +940,19 @@ mod tests {
                 mode: regis_wire::Mode::Lww,
             },
             commands: vec![
-                regis_wire::VersionedCommand::new(regis_wire::Version::new(1, 0, 1), regis_wire::Command::Del { key: b"a".to_vec() }),
-                regis_wire::VersionedCommand::new(regis_wire::Version::new(2, 0, 1), regis_wire::Command::Del { key: b"b".to_vec() }),
+                regis_wire::VersionedCommand::new(
+                    regis_wire::Version::new(1, 0, 1),
+                    regis_wire::Command::Del { key: b"a".to_vec() },
+                ),
+                regis_wire::VersionedCommand::new(
+                    regis_wire::Version::new(2, 0, 1),
+                    regis_wire::Command::Del { key: b"b".to_vec() },
+                ),
             ],
         };
-        letter.body = regis_wire::encode(&batch, &regis_wire::EncodeOptions::default()).unwrap().text;
+        letter.body = regis_wire::encode(&batch, &regis_wire::EncodeOptions::default())
+            .unwrap()
+            .text;
         let view = describe(&letter);
         assert_eq!(view["batch"]["commands"], 2);
         assert_eq!(view["batch"]["by_command"]["del"], 2);

@@ -3,4 +3,8 @@
 //! and dispatches here.
 #![warn(missing_docs)]
 
+pub mod dlq;
+pub mod local_env;
+pub mod output;
+pub mod publish;
 pub mod worker;

@@ -107,7 +107,9 @@ fn read(path: &Path) -> Result<LocalEnv, OpsError> {
 /// fails with a message naming both.
 pub fn pick(flag: Option<&str>, from_env: Option<&str>, what: &str, flag_name: &str) -> Result<String, OpsError> {
     flag.or(from_env).map(str::to_owned).ok_or_else(|| {
-        OpsError::Usage(format!("no {what}: give {flag_name}, or an environment file (--env-file) that has it"))
+        OpsError::Usage(format!(
+            "no {what}: give {flag_name}, or an environment file (--env-file) that has it"
+        ))
     })
 }
 
@@ -118,12 +120,19 @@ pub fn pick(flag: Option<&str>, from_env: Option<&str>, what: &str, flag_name: &
 pub async fn sdk_config(region: &str, env: Option<&LocalEnv>) -> aws_config::SdkConfig {
     let mut loader =
         aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_owned()));
-    let endpoint_from_file = std::env::var_os("AWS_ENDPOINT_URL").is_none().then(|| env.and_then(|e| e.endpoint_url.clone()));
+    let endpoint_from_file = std::env::var_os("AWS_ENDPOINT_URL")
+        .is_none()
+        .then(|| env.and_then(|e| e.endpoint_url.clone()));
     if let Some(Some(endpoint)) = endpoint_from_file {
         loader = loader.endpoint_url(endpoint);
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && std::env::var_os("AWS_PROFILE").is_none() {
-            loader =
-                loader.credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "regis-local"));
+            loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "regis-local",
+            ));
         }
     }
     loader.load().await
@@ -162,7 +171,9 @@ mod tests {
     #[test]
     fn broken_files_are_usage_errors() {
         assert_eq!(LocalEnv::parse("{").unwrap_err().exit_code(), 2);
-        let missing = EnvArgs { env_file: Some(PathBuf::from("does/not/exist.json")) };
+        let missing = EnvArgs {
+            env_file: Some(PathBuf::from("does/not/exist.json")),
+        };
         assert_eq!(missing.load().unwrap_err().exit_code(), 2);
     }
 

@@ -11,7 +11,8 @@ use regis_cli::worker::{self, WorkerArgs};
 #[command(
     name = "regis",
     version,
-    about = "Replicate Redis writes across regions through SNS and SQS"
+    about = "Replicate Redis writes across regions through SNS and SQS",
+    after_help = regis_cli::output::TOP_LEVEL_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,6 +23,10 @@ struct Cli {
 enum Command {
     /// Apply a region's queue to its Redis: the applier as a long-polling SQS worker.
     Worker(WorkerArgs),
+    /// Publish commands from the shell (arguments, a file or stdin) through the publisher.
+    Publish(regis_cli::publish::PublishArgs),
+    /// Inspect a region's dead-letter queue and redrive it: list, show, redrive.
+    Dlq(regis_cli::dlq::DlqArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +45,8 @@ fn main() -> ExitCode {
         }
     };
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Publish(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::publish::run(args))),
+        Command::Dlq(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::dlq::run(args))),
         Command::Worker(args) => {
             // Started before serving so its panic hook covers the worker;
             // the guard flushes on drop.

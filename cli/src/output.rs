@@ -22,8 +22,19 @@ pub const EXIT_FOUND: u8 = 1;
 /// Exit code: usage or configuration error.
 pub const EXIT_USAGE: u8 = 2;
 
-/// The exit-code table, for the top-level `--help`.
-pub const EXIT_CODES_HELP: &str = "\
+/// The end of the top-level `--help`: examples and the exit codes.
+pub const TOP_LEVEL_HELP: &str = "\
+Examples:
+  regis worker --region eu-west-1 --queue-url URL --dlq-url URL --redis-url redis://127.0.0.1:6403
+  regis publish --tenant acme SET user:1 alice EX 60
+  regis dlq list --region eu-west-1
+  regis verify --regions ap-southeast-1,ap-south-1,eu-west-1
+  regis resync --from redis://127.0.0.1:6401 --to-region eu-west-1
+  regis lag
+
+Regions, queues, Redis URLs and the topic come from flags (or REGIS_* variables), else from the local
+environment file (--env-file, REGIS_ENV_FILE, default .regis/env.json, written by `make up`).
+
 Exit codes:
   0  done, nothing wrong found
   1  a divergence or failure was found (verify differences, failed publish or redrive, lag probe not seen)
@@ -139,7 +150,9 @@ pub fn show_bytes(bytes: &[u8]) -> String {
 
 /// Parses a duration given in seconds, possibly fractional (`2`, `0.5`).
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("{text:?} must be zero or more seconds"));
     }

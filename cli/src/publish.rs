@@ -80,8 +80,10 @@ pub struct PublishArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The topic and the publisher's identity.
     #[command(flatten)]
     pub topic: TopicArgs,
+    /// The local environment file.
     #[command(flatten)]
     pub env: EnvArgs,
     /// The command and its arguments (`SET key value EX 60`).
@@ -113,7 +115,11 @@ pub fn parse_lines(text: &str, now_ms: u64) -> Result<Vec<Command>, Vec<Refusal>
             Err(error) => refusals.push(Refusal { line: i + 1, error }),
         }
     }
-    if refusals.is_empty() { Ok(commands) } else { Err(refusals) }
+    if refusals.is_empty() {
+        Ok(commands)
+    } else {
+        Err(refusals)
+    }
 }
 
 /// The region in an SNS topic ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
@@ -125,7 +131,12 @@ pub fn arn_region(arn: &str) -> Option<&str> {
 /// The environment file's tenants become tenant policies, so a tenant's
 /// batches carry its allowed regions.
 pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publisher, OpsError> {
-    let topic_arn = pick(topic.topic_arn.as_deref(), env.and_then(|e| e.topic_arn.as_deref()), "topic ARN", "--topic-arn")?;
+    let topic_arn = pick(
+        topic.topic_arn.as_deref(),
+        env.and_then(|e| e.topic_arn.as_deref()),
+        "topic ARN",
+        "--topic-arn",
+    )?;
     let region = topic
         .topic_region
         .clone()
@@ -133,11 +144,16 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
         .or_else(|| arn_region(&topic_arn).map(str::to_owned))
         .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
     let origin = topic.origin.clone().unwrap_or_else(|| region.clone());
-    let rank = topic.rank.or_else(|| env.and_then(|e| e.region(&origin)).map(|r| r.rank)).unwrap_or(0);
+    let rank = topic
+        .rank
+        .or_else(|| env.and_then(|e| e.region(&origin)).map(|r| r.rank))
+        .unwrap_or(0);
     let mut config = PublisherConfig::new(topic_arn, origin, rank);
     if let Some(env) = env {
         for (tenant, regions) in &env.tenants {
-            config.tenants.insert(tenant.clone(), TenantPolicy::regions(regions.iter().cloned()));
+            config
+                .tenants
+                .insert(tenant.clone(), TenantPolicy::regions(regions.iter().cloned()));
         }
     }
     if let Some(spec) = &topic.signing_key {
@@ -149,13 +165,18 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
 
 /// Wall-clock now, epoch milliseconds.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn read_source(file: &PathBuf) -> Result<String, OpsError> {
     if file.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| OpsError::Usage(format!("cannot read stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| OpsError::Usage(format!("cannot read stdin: {e}")))?;
         Ok(text)
     } else {
         std::fs::read_to_string(file).map_err(|e| OpsError::Usage(format!("cannot read {}: {e}", file.display())))
@@ -168,7 +189,10 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     let now = now_ms();
     let commands = match &args.file {
         Some(file) => parse_lines(&read_source(file)?, now).map_err(|refusals| {
-            let lines: Vec<String> = refusals.iter().map(|r| format!("  line {}: {}", r.line, r.error)).collect();
+            let lines: Vec<String> = refusals
+                .iter()
+                .map(|r| format!("  line {}: {}", r.line, r.error))
+                .collect();
             OpsError::Usage(format!(
                 "{} line(s) refused, nothing published:\n{}",
                 refusals.len(),
@@ -189,7 +213,11 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     let publisher = connect(&args.topic, env.as_ref()).await?;
     for command in commands {
         publisher.publish_for(&args.tenant, command).await.map_err(|e| {
-            if e.is_retryable() { OpsError::Failed(e.to_string()) } else { OpsError::Usage(e.to_string()) }
+            if e.is_retryable() {
+                OpsError::Failed(e.to_string())
+            } else {
+                OpsError::Usage(e.to_string())
+            }
         })?;
     }
     let flushed = publisher.shutdown().await;
@@ -202,7 +230,10 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
             "failed_messages": stats.failed_messages,
         }));
     } else {
-        println!("published {} commands in {} messages", stats.commands, stats.messages_published);
+        println!(
+            "published {} commands in {} messages",
+            stats.commands, stats.messages_published
+        );
     }
     match flushed {
         Ok(()) => Ok(Outcome::Clean),
@@ -221,9 +252,19 @@ mod tests {
         assert_eq!(commands.len(), 3);
         assert_eq!(
             commands[0],
-            Command::Set { key: b"user:1".to_vec(), value: b"alice".to_vec(), expire_at_ms: Some(61_000) }
+            Command::Set {
+                key: b"user:1".to_vec(),
+                value: b"alice".to_vec(),
+                expire_at_ms: Some(61_000)
+            }
         );
-        assert_eq!(commands[1], Command::HSet { key: b"room:7".to_vec(), fields: vec![(b"status".to_vec(), b"very clean".to_vec())] });
+        assert_eq!(
+            commands[1],
+            Command::HSet {
+                key: b"room:7".to_vec(),
+                fields: vec![(b"status".to_vec(), b"very clean".to_vec())]
+            }
+        );
     }
 
     #[test]
@@ -231,7 +272,11 @@ mod tests {
         let text = "SET a 1\nINCR visits\nSET b 2\nLPUSH q x\nSET \"unterminated\n";
         let refusals = parse_lines(text, 0).unwrap_err();
         assert_eq!(refusals.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 4, 5]);
-        assert!(refusals[0].error.to_string().contains("not idempotent"), "{}", refusals[0].error);
+        assert!(
+            refusals[0].error.to_string().contains("not idempotent"),
+            "{}",
+            refusals[0].error
+        );
         assert!(matches!(refusals[2].error, ParseError::BadArguments { .. }));
     }
 
