@@ -100,7 +100,9 @@ for i = 1, ncmd do
       if changing then call('DEL', K); cur = 'none' end
     end
     if not me or v > me then me = v; mx = exp or '' end
-    call('HSET', M, 'k', v, 'e', me, 'x', mx)
+    -- Data first, bookkeeping after: if Redis refuses the data write (for
+    -- its content), the version is not recorded and a retry fails the same
+    -- way instead of being skipped as already applied.
     if op == 'S' then
       if mx ~= '' then call('SET', K, items, 'PXAT', mx) else call('SET', K, items) end
     else
@@ -139,14 +141,15 @@ for i = 1, ncmd do
       end
       if mx ~= '' then call('PEXPIREAT', K, mx) else call('PERSIST', K) end
     end
+    call('HSET', M, 'k', v, 'e', me, 'x', mx)
   elseif op == 'p' or op == 'q' then
     -- Expiry write at v: applies iff newer than the key and the last expiry.
     if me and v <= me then
       code = '1'
     else
       me = v; mx = exp or ''
-      call('HSET', M, 'e', me, 'x', mx)
       if op == 'p' then call('PEXPIREAT', K, mx) else call('PERSIST', K) end
+      call('HSET', M, 'e', me, 'x', mx)
     end
   else
     -- Element write at v: applies to each element iff newer than its version.
