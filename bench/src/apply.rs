@@ -1,0 +1,271 @@
+//! Apply throughput: the engine against `redis-benchmark`, same server, same run.
+//!
+//! The physical limit of writing into one Redis from one connection is a
+//! pipelined client doing nothing else: `redis-benchmark -P 100 -c 1 -t set`.
+//! The engine gets what the Lambda function would give it: batches that
+//! were encoded and decoded (so keys and values are owned buffers, as after
+//! decoding an SQS record), several batches per `apply` call. Only the
+//! `apply` calls are timed; decoding is measured apart for the cost model.
+
+use std::error::Error;
+use std::process::Command as Process;
+use std::time::Instant;
+
+use regis_lambda::apply::{Engine, RedisOptions};
+use regis_testkit::RedisServer;
+use regis_wire::{
+    Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, HybridClock, Keyring, Mode, VersionedCommand, decode,
+    encode,
+};
+use serde::Serialize;
+
+use crate::measure::{rate, redis_benchmark_rps};
+use crate::workload::{Keys, Mix, Workload};
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyPlan {
+    /// Commands of each SET-only run (and `redis-benchmark -n`).
+    pub set_commands: usize,
+    /// Commands of each realistic-mix run.
+    pub mix_commands: usize,
+    /// Keys per data type (`redis-benchmark -r`).
+    pub keyspace: u64,
+    /// Commands per batch (one SQS record).
+    pub batch_commands: usize,
+    /// Batches per `apply` call (records per Lambda invocation).
+    pub batches_per_call: usize,
+    /// Runs of each SET-only measurement; the best counts.
+    pub repeats: usize,
+    /// Wall clock for versions and expiries.
+    pub now_ms: u64,
+}
+
+/// Commands per second, and the ratios to the physical limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyFigures {
+    /// `redis-benchmark -P 100 -c 1 -t set -d 200`, best run.
+    pub redis_benchmark_set_per_sec: f64,
+    /// Engine, plain mode, SET-only mix, best run.
+    pub plain_set_per_sec: f64,
+    /// Engine, last-writer-wins, SET-only mix, best run.
+    pub lww_set_per_sec: f64,
+    /// Engine, plain mode, realistic mix.
+    pub plain_mix_per_sec: f64,
+    /// Engine, last-writer-wins, realistic mix.
+    pub lww_mix_per_sec: f64,
+    /// Decoding records (batches of `batch_commands`), commands per second.
+    pub decode_mix_per_sec: f64,
+    /// `plain_set_per_sec / redis_benchmark_set_per_sec`.
+    pub plain_ratio: f64,
+    /// `lww_set_per_sec / redis_benchmark_set_per_sec`.
+    pub lww_ratio: f64,
+    /// Every run of each SET-only measurement, in order.
+    pub runs: Vec<[f64; 3]>,
+}
+
+/// Fails with a clear message when `redis-benchmark` is not installed.
+pub fn check_redis_benchmark() -> Result<(), Box<dyn Error>> {
+    match Process::new("redis-benchmark").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "redis-benchmark --version failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()),
+        Err(e) => Err(format!(
+            "redis-benchmark is not installed ({e}): it comes with Debian's redis-tools (apt-get install redis-tools)"
+        )
+        .into()),
+    }
+}
+
+fn redis_benchmark(port: u16, plan: &ApplyPlan) -> Result<f64, Box<dyn Error>> {
+    let out = Process::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-P", "100", "-c", "1", "-t", "set", "-d", "200"])
+        .args([
+            "-n",
+            &plan.set_commands.to_string(),
+            "-r",
+            &plan.keyspace.to_string(),
+            "--csv",
+        ])
+        .output()?;
+    let csv = String::from_utf8_lossy(&out.stdout);
+    redis_benchmark_rps(&csv, "SET").ok_or_else(|| {
+        format!(
+            "no SET figure in redis-benchmark's output: {csv} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()
+    })
+}
+
+/// Stamps, encodes and decodes `commands` into batches of `per_batch`, as
+/// an applier receives them.
+pub fn decoded_batches(
+    commands: Vec<Command>,
+    mode: Mode,
+    per_batch: usize,
+    now_ms: u64,
+) -> Result<Vec<Batch>, Box<dyn Error>> {
+    let mut clock = HybridClock::new(1);
+    let mut out = Vec::new();
+    let mut commands = commands.into_iter().peekable();
+    while commands.peek().is_some() {
+        let batch = Batch {
+            header: BatchHeader {
+                id: format!("bench-{}", out.len()),
+                origin: "bench".into(),
+                published_at_ms: now_ms,
+                tenant: "bench".into(),
+                mode,
+            },
+            commands: commands
+                .by_ref()
+                .take(per_batch)
+                .map(|c| VersionedCommand::new(clock.tick(now_ms), c))
+                .collect(),
+        };
+        let text = encode(&batch, &EncodeOptions::default())?.text;
+        out.push(decode(&text, &DecodeLimits::default(), &Keyring::default())?);
+    }
+    Ok(out)
+}
+
+/// Applies `batches`, `per_call` at a time; commands per second.
+pub async fn apply_rate(
+    engine: &Engine,
+    batches: &[Batch],
+    per_call: usize,
+    now_ms: u64,
+) -> Result<f64, Box<dyn Error>> {
+    let start = Instant::now();
+    let mut applied = 0u64;
+    for group in batches.chunks(per_call.max(1)) {
+        let refs: Vec<&Batch> = group.iter().collect();
+        for result in engine.apply(&refs, now_ms).await {
+            applied += result?.commands as u64;
+        }
+    }
+    Ok(rate(applied, start.elapsed().as_secs_f64()))
+}
+
+/// Milliseconds to decode and apply one record, over `bodies` (message
+/// texts) processed `per_call` at a time, as one Lambda invocation would.
+pub async fn record_ms(
+    engine: &Engine,
+    bodies: &[String],
+    per_call: usize,
+    now_ms: u64,
+) -> Result<f64, Box<dyn Error>> {
+    let limits = DecodeLimits::default();
+    let keys = Keyring::default();
+    let start = Instant::now();
+    for group in bodies.chunks(per_call.max(1)) {
+        let batches = group
+            .iter()
+            .map(|body| decode(body, &limits, &keys))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&Batch> = batches.iter().collect();
+        for result in engine.apply(&refs, now_ms).await {
+            result?;
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() * 1000.0 / bodies.len().max(1) as f64)
+}
+
+async fn flush(server: &RedisServer) -> Result<(), Box<dyn Error>> {
+    let mut conn = server.client().get_multiplexed_async_connection().await?;
+    redis::cmd("FLUSHALL").query_async::<()>(&mut conn).await?;
+    Ok(())
+}
+
+async fn engine(server: &RedisServer, mode: Mode) -> Result<Engine, Box<dyn Error>> {
+    Ok(Engine::connect(&server.url(), mode, RedisOptions::default()).await?)
+}
+
+/// Runs the apply benchmark on a `redis-server` of its own.
+pub async fn run(plan: &ApplyPlan) -> Result<ApplyFigures, Box<dyn Error>> {
+    check_redis_benchmark()?;
+    let server = RedisServer::start();
+    let plain = engine(&server, Mode::Plain).await?;
+    let lww = engine(&server, Mode::Lww).await?;
+    let now = plan.now_ms;
+
+    let set_commands = Workload::new(Mix::SetOnly, Keys::Space(plan.keyspace), "key:", 1, now).take(plan.set_commands);
+    let set_plain = decoded_batches(set_commands.clone(), Mode::Plain, plan.batch_commands, now)?;
+    let set_lww = decoded_batches(set_commands, Mode::Lww, plan.batch_commands, now)?;
+
+    let mut runs = Vec::new();
+    for _ in 0..plan.repeats.max(1) {
+        flush(&server).await?;
+        let bench = redis_benchmark(server.port(), plan)?;
+        flush(&server).await?;
+        let p = apply_rate(&plain, &set_plain, plan.batches_per_call, now).await?;
+        flush(&server).await?;
+        let l = apply_rate(&lww, &set_lww, plan.batches_per_call, now).await?;
+        runs.push([bench, p, l]);
+    }
+    drop((set_plain, set_lww));
+    let best = |i: usize| runs.iter().map(|r| r[i]).fold(0.0, f64::max);
+    let (bench, plain_set, lww_set) = (best(0), best(1), best(2));
+
+    let mix = Workload::new(Mix::Realistic, Keys::Space(plan.keyspace), "mix:", 2, now).take(plan.mix_commands);
+    let mix_plain = decoded_batches(mix.clone(), Mode::Plain, plan.batch_commands, now)?;
+    let mix_lww = decoded_batches(mix, Mode::Lww, plan.batch_commands, now)?;
+    flush(&server).await?;
+    let plain_mix = apply_rate(&plain, &mix_plain, plan.batches_per_call, now).await?;
+    flush(&server).await?;
+    let lww_mix = apply_rate(&lww, &mix_lww, plan.batches_per_call, now).await?;
+    flush(&server).await?;
+
+    let texts: Vec<String> = mix_lww
+        .iter()
+        .map(|b| encode(b, &EncodeOptions::default()).map(|e| e.text))
+        .collect::<Result<_, _>>()?;
+    let start = Instant::now();
+    for text in &texts {
+        decode(text, &DecodeLimits::default(), &Keyring::default())?;
+    }
+    let decode_mix = rate(plan.mix_commands as u64, start.elapsed().as_secs_f64());
+
+    Ok(ApplyFigures {
+        redis_benchmark_set_per_sec: bench,
+        plain_set_per_sec: plain_set,
+        lww_set_per_sec: lww_set,
+        plain_mix_per_sec: plain_mix,
+        lww_mix_per_sec: lww_mix,
+        decode_mix_per_sec: decode_mix,
+        plain_ratio: plain_set / bench,
+        lww_ratio: lww_set / bench,
+        runs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip_in_order_with_increasing_versions() {
+        let commands = Workload::new(Mix::Realistic, Keys::Space(50), "t:", 9, 1_000).take(25);
+        let batches = decoded_batches(commands.clone(), Mode::Lww, 10, 1_000).unwrap();
+        assert_eq!(
+            batches.iter().map(|b| b.commands.len()).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        let back: Vec<Command> = batches
+            .iter()
+            .flat_map(|b| b.commands.iter().map(|c| c.command.clone()))
+            .collect();
+        assert_eq!(back, commands);
+        let versions: Vec<_> = batches
+            .iter()
+            .flat_map(|b| b.commands.iter().map(|c| c.version))
+            .collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]));
+        assert!(batches.iter().all(|b| b.header.mode == Mode::Lww));
+    }
+}
