@@ -7,4 +7,6 @@ pub mod dlq;
 pub mod local_env;
 pub mod output;
 pub mod publish;
+pub mod snapshot;
+pub mod verify;
 pub mod worker;

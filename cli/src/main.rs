@@ -27,6 +27,8 @@ enum Command {
     Publish(regis_cli::publish::PublishArgs),
     /// Inspect a region's dead-letter queue and redrive it: list, show, redrive.
     Dlq(regis_cli::dlq::DlqArgs),
+    /// Compare the Redis of several regions key by key; exit 1 on divergence.
+    Verify(regis_cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Publish(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::publish::run(args))),
         Command::Dlq(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::dlq::run(args))),
+        Command::Verify(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::verify::run(args))),
         Command::Worker(args) => {
             // Started before serving so its panic hook covers the worker;
             // the guard flushes on drop.
