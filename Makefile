@@ -2,7 +2,7 @@
 # scripts under local/ so it can be read and run on its own.
 SHELL := /bin/bash
 
-.PHONY: up down test fmt lint check-infra
+.PHONY: up down test fmt lint check-infra bench
 
 ## up: start LocalStack, one redis-server and one worker per region; write .regis/env.json
 up:
@@ -29,3 +29,19 @@ lint:
 check-infra:
 	@if [ -x infra/check.sh ]; then infra/check.sh; \
 	else echo "infra/check.sh not present: nothing to check"; fi
+
+## bench: the benchmark suite (release build); prints a table and writes bench/results.json.
+## Uses the LocalStack on 127.0.0.1:$REGIS_LOCALSTACK_PORT; when none runs, brings the
+## environment up for the run and takes it down again afterwards.
+bench:
+	cargo build --release -p regis-cli -p regis-bench
+	@port="$${REGIS_LOCALSTACK_PORT:-4566}"; \
+	export AWS_ENDPOINT_URL="http://127.0.0.1:$$port"; \
+	if curl -fsS --max-time 3 "$$AWS_ENDPOINT_URL/_localstack/health" >/dev/null 2>&1; then \
+		target/release/regis-bench; \
+	else \
+		echo "no LocalStack at $$AWS_ENDPOINT_URL: starting the local environment for the benchmark"; \
+		REGIS_NO_WORKERS=1 local/up.sh || exit 1; \
+		status=0; target/release/regis-bench || status=$$?; \
+		local/down.sh; exit $$status; \
+	fi

@@ -46,8 +46,16 @@ fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-/// Publishes `commands` realistic-mix commands on a current-thread runtime.
+/// Publishes `commands` realistic-mix commands on a current-thread runtime
+/// in a thread of its own (so it may be called from within another runtime).
 pub fn throughput(commands: usize, now_ms: u64) -> Result<PublishFigures, Box<dyn Error>> {
+    std::thread::spawn(move || throughput_here(commands, now_ms).map_err(|e| e.to_string()))
+        .join()
+        .map_err(|_| "the publisher thread panicked")?
+        .map_err(Into::into)
+}
+
+fn throughput_here(commands: usize, now_ms: u64) -> Result<PublishFigures, Box<dyn Error>> {
     // Generated before timing: what is measured is the publisher, not the
     // workload generator.
     let workload = Workload::new(Mix::Realistic, Keys::Space(100_000), "pub:", 3, now_ms).take(commands);
