@@ -199,3 +199,69 @@ async fn worker_drains_the_queue_parks_poison_and_leaves_failures_to_the_redrive
     let counts: HashMap<_, _> = attrs.attributes().cloned().unwrap_or_default();
     assert!(counts.values().all(|v| v == "0"), "{counts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_extends_the_visibility_of_a_batch_that_outlasts_half_the_timeout() {
+    localstack::ensure_running().await;
+    let redis = RedisServer::start();
+    let sqs = localstack::sqs(REGION).await;
+    let (queue, dlq) = localstack::create_queue_with_dlq(&sqs, &localstack::unique_name("worker-slow"), 5, 2).await;
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn({
+        let args = args(&queue.url, &dlq.url, &redis.url());
+        let sqs = sqs.clone();
+        async move {
+            serve(&args, sqs, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+
+    // Redis holds every write for 4 s: the apply outlasts the 2 s visibility
+    // timeout, so without extensions the other receiver would get the
+    // message again.
+    let mut conn = redis.client().get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("WRITE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut clock = HybridClock::new(1);
+    send(
+        &sqs,
+        &queue.url,
+        &[batch_text("slow", &["worker:slow".to_owned()], &mut clock, now_ms())],
+    )
+    .await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let value: Option<String> = redis::cmd("GET")
+            .arg("worker:slow")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if value.is_some() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the slow batch was not applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Longer than the visibility timeout: a message whose visibility lapsed
+    // would be received again meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    stop.send(()).unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("worker stops")
+        .unwrap()
+        .unwrap();
+    assert!(summary.extensions >= 1, "{summary:?}");
+    assert_eq!(summary.received, 1, "received again although extended: {summary:?}");
+    assert_eq!((summary.applied, summary.deleted), (1, 1), "{summary:?}");
+}
