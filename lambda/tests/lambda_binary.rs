@@ -316,4 +316,24 @@ async fn the_binary_answers_sqs_events_with_batch_item_failures() {
     assert_eq!(emf[0]["PermanentFailures"], 1);
     assert_eq!(emf[0]["ReplicationLagMs"].as_array().map(Vec::len), Some(3));
     assert_eq!(emf[1]["RetryableFailures"], 2);
+
+    // Structured JSON logs: every line about a batch names its message and batch.
+    let logs: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "regis_lambda::records")
+        .collect();
+    assert_eq!(logs.len(), 6, "{stdout}");
+    let applied: Vec<(&str, &str)> = logs
+        .iter()
+        .filter(|l| l["fields"]["message"] == "applied")
+        .map(|l| {
+            (
+                l["span"]["message_id"].as_str().unwrap(),
+                l["span"]["batch_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(applied, [("m1", "b1"), ("m2", "b2"), ("m3", "b3")]);
+    assert!(logs.iter().all(|l| l["span"]["message_id"].is_string()), "{stdout}");
 }
