@@ -251,8 +251,11 @@ impl<A: Apply, D: DeadLetters> Processor<A, D> {
                 detail,
             } = verdict
             {
-                let span =
-                    info_span!("batch", message_id = %record.message_id, batch_id = batch_id.as_deref().unwrap_or(""));
+                // A batch that could not be decoded has no id to log.
+                let span = info_span!("batch", message_id = %record.message_id, batch_id = tracing::field::Empty);
+                if let Some(id) = batch_id {
+                    span.record("batch_id", id.as_str());
+                }
                 span.in_scope(|| warn!(reason, detail = %detail, receive_count = record.receive_count, "permanent failure, parking in the DLQ"));
                 captured |= report::permanent_failure(record, batch_id.as_deref(), reason, detail);
                 letters.push(DeadLetter {
