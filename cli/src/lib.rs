@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod local_env;
 pub mod output;
 pub mod publish;
+pub mod resync;
 pub mod snapshot;
 pub mod verify;
 pub mod worker;

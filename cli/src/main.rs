@@ -29,6 +29,8 @@ enum Command {
     Dlq(regis_cli::dlq::DlqArgs),
     /// Compare the Redis of several regions key by key; exit 1 on divergence.
     Verify(regis_cli::verify::VerifyArgs),
+    /// Re-publish a source Redis's full state as versioned commands (never overwrites newer data).
+    Resync(regis_cli::resync::ResyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::publish::run(args))),
         Command::Dlq(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::dlq::run(args))),
         Command::Verify(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::verify::run(args))),
+        Command::Resync(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::resync::run(args))),
         Command::Worker(args) => {
             // Started before serving so its panic hook covers the worker;
             // the guard flushes on drop.
