@@ -21,6 +21,8 @@ local PAIRS = { H = true, Z = true, h = true, z = true }
 local ADD = { H = 'HSET', T = 'SADD', Z = 'ZADD', h = 'HSET', d = 'HDEL', a = 'SADD', r = 'SREM', z = 'ZADD', y = 'ZREM' }
 local LIST = { hash = 'HKEYS', set = 'SMEMBERS' }
 local REM = { hash = 'HDEL', set = 'SREM', zset = 'ZREM' }
+local WHOLE = { S = true, D = true, H = true, T = true, Z = true }
+local ADDS = { h = true, a = true, z = true }
 
 local function variadic(cmd, key, list, step)
   local n = #list
@@ -46,11 +48,29 @@ local function slice(i, j)
   return t
 end
 
+-- Plain SETs (no expiry) are collected and written with one MSET: fewer
+-- calls into Redis, which is what a script spends most of its time on. A
+-- pending key is written out before any later command of the call reads it.
+local pending, pending_keys = {}, {}
+local function flush()
+  local n = #pending
+  local i = 1
+  while i <= n do
+    local j = i + 2 * CHUNK - 1
+    if j > n then j = n end
+    call('MSET', unpack(pending, i, j))
+    i = j + 1
+  end
+  pending, pending_keys = {}, {}
+end
+
 local out = {}
 local a = 3
 local ncmd = #KEYS / 2
+local function run()
 for i = 1, ncmd do
   local K, M = KEYS[2 * i - 1], KEYS[2 * i]
+  if pending_keys[K] then flush() end
   local op, v = ARGV[a], ARGV[a + 1]
   a = a + 2
   local exp, items = nil, nil
@@ -69,22 +89,32 @@ for i = 1, ncmd do
     a = a + 1 + n
   end
 
-  local m = call('HMGET', M, 'k', 'e', 'x')
-  local mk, me, mx = m[1], m[2], m[3]
+  local whole = WHOLE[op]
+  local mk, me, mx, all
+  if whole then
+    -- One read gives the key-level fields and any element versions.
+    all = call('HGETALL', M)
+    for j = 1, #all, 2 do
+      local f = all[j]
+      if f == 'k' then mk = all[j + 1] elseif f == 'e' then me = all[j + 1] elseif f == 'x' then mx = all[j + 1] end
+    end
+  else
+    local m = call('HMGET', M, 'k', 'e', 'x')
+    mk, me, mx = m[1], m[2], m[3]
+  end
   local code = '0'
   if mk and v <= mk then
     code = '1'
-  elseif op == 'S' or op == 'D' or op == 'H' or op == 'T' or op == 'Z' then
+  elseif whole then
     -- Whole-key write at v: replaces every element whose version is <= v.
     local want = TYPE[op]
-    local fixed = (mk and 1 or 0) + (me and 1 or 0) + (mx and 1 or 0)
+    local fixed = (mk and 2 or 0) + (me and 2 or 0) + (mx and 2 or 0)
     local cur = nil
     local newer = nil
-    if call('HLEN', M) > fixed then
+    if #all > fixed then
       cur = call('TYPE', K).ok
       local changing = cur ~= 'none' and want ~= nil and cur ~= want
       local stale = {}
-      local all = call('HGETALL', M)
       for j = 1, #all, 2 do
         local f = all[j]
         if string.byte(f, 1) == 102 then -- 'f': element version
@@ -104,7 +134,12 @@ for i = 1, ncmd do
     -- its content), the version is not recorded and a retry fails the same
     -- way instead of being skipped as already applied.
     if op == 'S' then
-      if mx ~= '' then call('SET', K, items, 'PXAT', mx) else call('SET', K, items) end
+      if mx ~= '' then
+        call('SET', K, items, 'PXAT', mx)
+      else
+        pending[#pending + 1] = K; pending[#pending + 1] = items
+        pending_keys[K] = true
+      end
     else
       if newer == nil then
         call('DEL', K)
@@ -195,19 +230,29 @@ for i = 1, ncmd do
 
   if code == '0' then
     -- Bookkeeping lives as long as the data, and at least `horizon` past the
-    -- data's end, so any message still in flight finds its tombstone.
-    if call('EXISTS', K) == 1 then
-      if mx and mx ~= '' then
-        call('PEXPIREAT', M, string.format('%.0f', tonumber(mx) + horizon))
-      else
-        call('PERSIST', M)
-      end
+    -- data's end, so any message still in flight finds its tombstone. With an
+    -- expiry x the data (if any) ends at x, so max(now, x) + horizon covers
+    -- both cases without asking whether K exists.
+    if mx and mx ~= '' then
+      local x = tonumber(mx)
+      if x < now then x = now end
+      call('PEXPIREAT', M, string.format('%.0f', x + horizon))
+    elseif op == 'S' or ADDS[op] then
+      -- K certainly exists: a new M has no TTL to remove.
+      if not (op == 'S' and #all == 0) then call('PERSIST', M) end
+    elseif call('EXISTS', K) == 1 then
+      call('PERSIST', M)
     else
-      local base = now
-      if mx and mx ~= '' and tonumber(mx) > base then base = tonumber(mx) end
-      call('PEXPIREAT', M, string.format('%.0f', base + horizon))
+      call('PEXPIREAT', M, string.format('%.0f', now + horizon))
     end
   end
   out[i] = code
 end
+end
+-- If Redis refuses a command, the pending writes of the commands before it
+-- (whose versions are already recorded) must still land before the error
+-- is reported.
+local ok, err = pcall(run)
+flush()
+if not ok then error(err) end
 return table.concat(out)
