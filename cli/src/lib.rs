@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod dlq;
+pub mod lag;
 pub mod local_env;
 pub mod output;
 pub mod publish;

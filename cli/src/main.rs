@@ -31,6 +31,8 @@ enum Command {
     Verify(regis_cli::verify::VerifyArgs),
     /// Re-publish a source Redis's full state as versioned commands (never overwrites newer data).
     Resync(regis_cli::resync::ResyncArgs),
+    /// Replication lag per region: a probe key through the normal path, and the appliers' figures.
+    Lag(regis_cli::lag::LagArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Dlq(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::dlq::run(args))),
         Command::Verify(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::verify::run(args))),
         Command::Resync(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::resync::run(args))),
+        Command::Lag(args) => return regis_cli::output::finish(runtime.block_on(regis_cli::lag::run(args))),
         Command::Worker(args) => {
             // Started before serving so its panic hook covers the worker;
             // the guard flushes on drop.
