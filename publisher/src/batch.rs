@@ -197,7 +197,8 @@ impl Planner {
             origin: origin.to_owned(),
             published_at_ms: u64::MAX,
             tenant: tenant.name.to_string(),
-            mode: Mode::Lww,
+            // The longer mode name, as an upper bound.
+            mode: Mode::Plain,
         };
         let options = EncodeOptions {
             compression: Compression::Zstd(compression_level(self.compression)),

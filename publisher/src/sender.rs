@@ -89,7 +89,7 @@ async fn send_group(ctx: &SendContext, mut group: Vec<Part>) {
     if group.len() == 1 {
         let part = group.pop().expect("one part");
         add(&ctx.counters.publish_requests, 1);
-        match ctx.sns.publish(&ctx.topic_arn, &part.message).await {
+        match within(deadline, ctx.sns.publish(&ctx.topic_arn, &part.message)).await {
             Ok(()) => succeed(ctx, part),
             Err(e) if e.is_retryable() => retry_single(ctx, part, deadline, 1, e).await,
             Err(e) => fail(ctx, part, 1, e),
@@ -101,7 +101,7 @@ async fn send_group(ctx: &SendContext, mut group: Vec<Part>) {
         attempts += 1;
         add(&ctx.counters.publish_batch_requests, 1);
         let messages: Vec<_> = group.iter().map(|p| &p.message).collect();
-        let result = ctx.sns.publish_batch(&ctx.topic_arn, &messages).await;
+        let result = within(deadline, ctx.sns.publish_batch(&ctx.topic_arn, &messages)).await;
         drop(messages);
         match result {
             Ok(outcome) => {
@@ -152,12 +152,22 @@ async fn retry_single(ctx: &SendContext, part: Part, deadline: Instant, mut atte
         add(&ctx.counters.retries, 1);
         add(&ctx.counters.publish_requests, 1);
         attempts += 1;
-        match ctx.sns.publish(&ctx.topic_arn, &part.message).await {
+        match within(deadline, ctx.sns.publish(&ctx.topic_arn, &part.message)).await {
             Ok(()) => return succeed(ctx, part),
             Err(e) if e.is_retryable() => last = e,
             Err(e) => return fail(ctx, part, attempts, e),
         }
     }
+}
+
+/// Bounds one SNS call by the retry deadline, so a request that hangs
+/// counts toward it. (SNS may still have stored a message whose answer came
+/// too late: it is then reported failed but delivered, which idempotent
+/// commands tolerate.)
+async fn within<T>(deadline: Instant, call: impl Future<Output = Result<T, SnsError>>) -> Result<T, SnsError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| Err(SnsError::Timeout("no answer from SNS before the retry deadline".into())))
 }
 
 /// Full jitter: a random wait up to the exponential cap, never past the

@@ -299,6 +299,23 @@ async fn persistent_failures_are_reported_after_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_that_hangs_counts_toward_the_deadline() {
+    let sns = Arc::new(MemorySns::new());
+    let mut c = config();
+    c.retry.deadline = Duration::from_secs(10);
+    let (publisher, _) = start(c, &sns);
+    sns.stall();
+    let begin = Instant::now();
+    let error = publisher.publish(set(1, "v")).await.unwrap().await.unwrap_err();
+    assert!(
+        matches!(error.cause, FailureCause::Sns(SnsError::Timeout(_))),
+        "{error}"
+    );
+    assert!(begin.elapsed() >= Duration::from_secs(10) && begin.elapsed() < Duration::from_secs(11));
+    assert_eq!(publisher.stats().buffered_bytes, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn sender_faults_are_not_retried() {
     let sns = Arc::new(MemorySns::new());
     let (publisher, _) = start(config(), &sns);
