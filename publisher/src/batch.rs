@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use regis_wire::{
-    BatchHeader, CommandList, Compression, ENVELOPE_OVERHEAD_BYTES, EncodeError, EncodeOptions, Mode, SigningKey,
-    VersionedCommand, encode_list,
+    BatchHeader, CommandList, Compression, DecodeLimits, ENVELOPE_OVERHEAD_BYTES, EncodeError, EncodeOptions, Keyring,
+    Mode, SigningKey, VersionedCommand, encode_list,
 };
 
 use crate::clock::Clock;
@@ -266,7 +266,10 @@ pub(crate) struct Part {
     pub(crate) message: OutgoingMessage,
     /// Bytes it counts toward the message size limit.
     pub(crate) size: usize,
-    pub(crate) commands: Vec<VersionedCommand>,
+    /// How many commands it carries. The commands themselves are dropped
+    /// once encoded: an acknowledged message needs nothing more, and a
+    /// failed one names its keys by decoding its own body.
+    pub(crate) commands: usize,
     pub(crate) tracker: Tracker,
 }
 
@@ -276,8 +279,10 @@ impl Part {
         DeliveryError {
             batch_id: self.message.id.as_str().into(),
             tenant: self.tracker.tenant(),
-            commands: self.commands.len(),
-            keys: self.commands.iter().map(|c| c.command.key().to_vec()).collect(),
+            commands: self.commands,
+            keys: regis_wire::decode(&self.message.body, &DecodeLimits::default(), &Keyring::default())
+                .map(|b| b.commands.into_iter().map(|c| c.command.key().to_vec()).collect())
+                .unwrap_or_else(|_| Arc::from(Vec::new())),
             attempts,
             cause,
         }
@@ -354,7 +359,7 @@ impl Sealer {
             out.push(Part {
                 message,
                 size,
-                commands,
+                commands: commands.len(),
                 tracker,
             });
             return;

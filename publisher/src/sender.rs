@@ -186,7 +186,7 @@ fn succeed(ctx: &SendContext, part: Part) {
 
 fn fail(ctx: &SendContext, part: Part, attempts: u32, error: SnsError) {
     add(&ctx.counters.failed_messages, 1);
-    add(&ctx.counters.failed_commands, part.commands.len());
+    add(&ctx.counters.failed_commands, part.commands);
     let error = part.delivery_error(attempts, FailureCause::Sns(error));
     tracing::error!(batch_id = %error.batch_id, tenant = %error.tenant, commands = error.commands, "giving up: {error}");
     part.tracker.fail(error);
