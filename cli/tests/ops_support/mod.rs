@@ -1,0 +1,184 @@
+//! What the `ops_*` tests share: running the built `regis` binary against
+//! LocalStack, and applying queued batches with the real apply engine.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::process::Output;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use regis_lambda::apply::Engine;
+use regis_testkit::localstack::{self, Queue};
+use regis_wire::{Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, Keyring, Mode, Version, VersionedCommand};
+
+/// Runs `regis` with `args`, talking to LocalStack with test credentials.
+pub async fn regis(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_regis"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", localstack::endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("REGIS_ENV_FILE")
+        .env_remove("REGIS_TENANT")
+        .env_remove("REGIS_REGION")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run regis")
+}
+
+/// The exit code, with stdout and stderr shown when it is not `expected`.
+pub fn assert_exit(output: &Output, expected: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(expected),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The JSON document `--json` printed.
+pub fn json(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Wall-clock now, epoch ms.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// An encoded last-writer-wins batch.
+pub fn batch_text(id: &str, commands: Vec<(Version, Command)>) -> String {
+    let batch = batch(id, commands);
+    regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text
+}
+
+/// A last-writer-wins batch.
+pub fn batch(id: &str, commands: Vec<(Version, Command)>) -> Batch {
+    Batch {
+        header: BatchHeader {
+            id: id.into(),
+            origin: "ap-southeast-1".into(),
+            published_at_ms: now_ms(),
+            tenant: "acme".into(),
+            mode: Mode::Lww,
+        },
+        commands: commands.into_iter().map(|(v, c)| VersionedCommand::new(v, c)).collect(),
+    }
+}
+
+/// Receives everything in a queue (deleting it) until it stays empty for `quiet`.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str, quiet: Duration) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut out = Vec::new();
+    let mut last = tokio::time::Instant::now();
+    while last.elapsed() < quiet {
+        let got = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive");
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        last = tokio::time::Instant::now();
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        sqs.delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("delete");
+        out.extend(messages);
+    }
+    out
+}
+
+/// Decodes queued messages and applies them with the real engine, in order.
+pub async fn apply_messages(engine: &Engine, messages: &[aws_sdk_sqs::types::Message]) -> usize {
+    let batches: Vec<Batch> = messages
+        .iter()
+        .map(|m| regis_wire::decode(m.body().unwrap(), &DecodeLimits::default(), &Keyring::default()).expect("decode"))
+        .collect();
+    let refs: Vec<&Batch> = batches.iter().collect();
+    for result in engine.apply(&refs, now_ms()).await {
+        result.expect("apply");
+    }
+    batches.iter().map(|b| b.commands.len()).sum()
+}
+
+/// A queue subscribed to `topic_arn` with raw delivery and the region filter policy.
+pub async fn subscribed_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    topic_arn: &str,
+    region: &str,
+) -> Queue {
+    let queue = localstack::create_queue(
+        sqs,
+        &localstack::unique_name("ops-sub"),
+        HashMap::from([(QueueAttributeName::VisibilityTimeout, "30".to_owned())]),
+    )
+    .await;
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue.arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        }],
+    });
+    sqs.set_queue_attributes()
+        .queue_url(&queue.url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .expect("set queue policy");
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(&queue.arn)
+        .attributes("RawMessageDelivery", "true")
+        .attributes("FilterPolicyScope", "MessageAttributes")
+        .attributes(
+            "FilterPolicy",
+            serde_json::json!({"regions": [region, "*"]}).to_string(),
+        )
+        .send()
+        .await
+        .expect("subscribe queue");
+    queue
+}
+
+/// A new topic.
+pub async fn topic(sns: &aws_sdk_sns::Client) -> String {
+    sns.create_topic()
+        .name(localstack::unique_name("ops-topic"))
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn
+        .expect("topic ARN")
+}
