@@ -65,7 +65,8 @@ impl PublisherBuilder {
         self
     }
 
-    /// Seeds batch ids and retry jitter (random by default).
+    /// Seeds batch ids and retry jitter (random by default). For tests:
+    /// publishers started with the same seed produce the same batch ids.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
         self

@@ -202,6 +202,34 @@ async fn more_than_ten_ready_batches_need_several_requests() {
     assert!(sns.messages().iter().all(|m| m.via_batch));
 }
 
+#[tokio::test]
+async fn a_publish_batch_request_stays_within_the_message_size_limit() {
+    let sns = Arc::new(MemorySns::new());
+    let mut c = config();
+    c.compression = Compression::None;
+    c.max_message_bytes = 4096;
+    c.linger = Duration::from_secs(3600);
+    let (publisher, _) = start(c, &sns);
+    for tenant in ["a", "b", "c"] {
+        for i in 0..10 {
+            publisher.publish_for(tenant, set(i, vec![b'x'; 120])).await.unwrap();
+        }
+    }
+    publisher.flush().await.unwrap();
+    let messages = sns.messages();
+    assert_eq!(messages.len(), 3);
+    assert!(
+        messages.iter().all(|m| m.size > 4096 / 3),
+        "each message is over a third of the limit"
+    );
+    // So at most two fit in one request, combined.
+    assert_eq!((sns.requests(), sns.batch_requests()), (2, 1));
+    for request in 0..2 {
+        let combined: usize = messages.iter().filter(|m| m.request == request).map(|m| m.size).sum();
+        assert!(combined <= 4096, "request {request} carried {combined} bytes");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn failed_entries_are_retried_individually() {
     let sns = Arc::new(MemorySns::new());
