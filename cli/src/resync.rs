@@ -201,10 +201,13 @@ fn expiry(pttl_ms: Option<i64>, book: &Bookkeeping, now_ms: u64) -> Option<u64> 
     }
 }
 
+/// Elements added and removed at one version.
+type AddsAndRemoves = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// Element writes at their own versions, grouped by version.
 #[derive(Default)]
 struct ElementWrites {
-    by_version: BTreeMap<Version, (Vec<Vec<u8>>, Vec<Vec<u8>>)>,
+    by_version: BTreeMap<Version, AddsAndRemoves>,
 }
 
 impl ElementWrites {

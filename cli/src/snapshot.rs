@@ -173,7 +173,7 @@ pub async fn read_keys(
     let values: Vec<Value> = pipe.query_async(conn).await?;
     for (i, value) in asked.into_iter().zip(values) {
         let (type_name, pttl) = &types[i];
-        out[i].state = content(type_name, value).map(|content| KeyState {
+        out[i].state = content(type_name, &value).map(|content| KeyState {
             content,
             pttl_ms: *pttl,
         });
@@ -230,24 +230,24 @@ fn score(value: &Value) -> Option<f64> {
 
 /// Turns a value reply into [`Content`]; `None` when the key is gone (or
 /// changed type between the two round trips, which a second look sorts out).
-fn content(type_name: &str, value: Value) -> Option<Content> {
+fn content(type_name: &str, value: &Value) -> Option<Content> {
     if matches!(value, Value::Nil | Value::ServerError(_)) {
         return None;
     }
     let content = match type_name {
-        "string" => Content::String(bytes(&value)?),
+        "string" => Content::String(bytes(value)?),
         "hash" => {
-            let mut h = pairs(&value);
+            let mut h = pairs(value);
             h.sort();
             Content::Hash(h)
         }
         "set" => {
-            let mut s: Vec<Vec<u8>> = items(&value).into_iter().filter_map(bytes).collect();
+            let mut s: Vec<Vec<u8>> = items(value).into_iter().filter_map(bytes).collect();
             s.sort();
             Content::Set(s)
         }
         "zset" => {
-            let flat = items(&value);
+            let flat = items(value);
             let z = if flat.iter().all(|v| matches!(v, Value::Array(_))) {
                 // RESP3: [[member, score], ...]
                 flat.iter()
@@ -263,8 +263,8 @@ fn content(type_name: &str, value: Value) -> Option<Content> {
             };
             Content::ZSet(z)
         }
-        "list" => Content::List(items(&value).into_iter().filter_map(bytes).collect()),
-        other => Content::Other(other.to_owned(), bytes(&value)?),
+        "list" => Content::List(items(value).into_iter().filter_map(bytes).collect()),
+        other => Content::Other(other.to_owned(), bytes(value)?),
     };
     if content.is_empty() { None } else { Some(content) }
 }
@@ -290,7 +290,7 @@ mod tests {
     fn replies_become_canonical_content() {
         let hash = Value::Array(vec![bulk("b"), bulk("2"), bulk("a"), bulk("1")]);
         assert_eq!(
-            content("hash", hash),
+            content("hash", &hash),
             Some(Content::Hash(vec![
                 (b"a".to_vec(), b"1".to_vec()),
                 (b"b".to_vec(), b"2".to_vec())
@@ -298,17 +298,17 @@ mod tests {
         );
         let set = Value::Set(vec![bulk("y"), bulk("x")]);
         assert_eq!(
-            content("set", set),
+            content("set", &set),
             Some(Content::Set(vec![b"x".to_vec(), b"y".to_vec()]))
         );
         let zset2 = Value::Array(vec![bulk("m"), bulk("1.5")]);
         let zset3 = Value::Array(vec![Value::Array(vec![bulk("m"), Value::Double(1.5)])]);
-        assert_eq!(content("zset", zset2), Some(Content::ZSet(vec![(b"m".to_vec(), 1.5)])));
-        assert_eq!(content("zset", zset3), Some(Content::ZSet(vec![(b"m".to_vec(), 1.5)])));
-        assert_eq!(content("string", Value::Nil), None);
-        assert_eq!(content("hash", Value::Array(vec![])), None);
+        assert_eq!(content("zset", &zset2), Some(Content::ZSet(vec![(b"m".to_vec(), 1.5)])));
+        assert_eq!(content("zset", &zset3), Some(Content::ZSet(vec![(b"m".to_vec(), 1.5)])));
+        assert_eq!(content("string", &Value::Nil), None);
+        assert_eq!(content("hash", &Value::Array(vec![])), None);
         assert_eq!(
-            content("stream", bulk("\u{1}dump")),
+            content("stream", &bulk("\u{1}dump")),
             Some(Content::Other("stream".into(), b"\x01dump".to_vec()))
         );
     }
