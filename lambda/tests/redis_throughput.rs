@@ -25,7 +25,11 @@ fn batches(mode: Mode) -> Vec<Batch> {
                     let key = format!("key:{:08}", b * PER_BATCH + c).into_bytes();
                     VersionedCommand::new(
                         clock.tick(1_700_000_000_000),
-                        Command::Set { key, value: vec![b'x'; 3], expire_at_ms: None },
+                        Command::Set {
+                            key,
+                            value: vec![b'x'; 3],
+                            expire_at_ms: None,
+                        },
                     )
                 })
                 .collect();
@@ -36,7 +40,18 @@ fn batches(mode: Mode) -> Vec<Batch> {
 
 fn redis_benchmark(port: u16) -> Option<String> {
     let out = std::process::Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-P", "100", "-c", "1", "-n", &COMMANDS.to_string()])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+            "100",
+            "-c",
+            "1",
+            "-n",
+            &COMMANDS.to_string(),
+        ])
         .args(["-t", "set", "-q"])
         .output()
         .ok()?;
@@ -48,7 +63,9 @@ fn redis_benchmark(port: u16) -> Option<String> {
 async fn large_deliveries_land_completely() {
     for mode in [Mode::Plain, Mode::Lww] {
         let server = RedisServer::start();
-        let engine = Engine::connect(&server.url(), mode, RedisOptions::default()).await.unwrap();
+        let engine = Engine::connect(&server.url(), mode, RedisOptions::default())
+            .await
+            .unwrap();
         let all = batches(mode);
         let refs: Vec<&Batch> = all.iter().collect();
         let start = Instant::now();
@@ -63,7 +80,11 @@ async fn large_deliveries_land_completely() {
         let expected = if mode == Mode::Lww { 2 * COMMANDS } else { COMMANDS };
         assert_eq!(keys, expected, "{mode}: every key (and its bookkeeping) landed");
         let rate = COMMANDS as f64 / elapsed.as_secs_f64();
-        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let server_us: f64 = stats
             .lines()
             .filter(|l| l.starts_with("cmdstat_set:") || l.starts_with("cmdstat_evalsha:"))

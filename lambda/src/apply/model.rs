@@ -269,19 +269,28 @@ impl LwwModel {
             .collect()
     }
 
-    /// The bookkeeping of `key`: key-level version, expiry version and
-    /// expiry, and element versions.
-    pub fn versions(
-        &self,
-        key: &[u8],
-    ) -> Option<(
-        Option<Version>,
-        Option<Version>,
-        Option<u64>,
-        &BTreeMap<Vec<u8>, Version>,
-    )> {
-        self.keys.get(key).map(|st| (st.k, st.e, st.x, &st.f))
+    /// The bookkeeping of `key`, if the model has seen it.
+    pub fn versions(&self, key: &[u8]) -> Option<Versions<'_>> {
+        self.keys.get(key).map(|st| Versions {
+            key: st.k,
+            expiry: st.e,
+            expire_at_ms: st.x,
+            elements: &st.f,
+        })
     }
+}
+
+/// The bookkeeping of one key, as [`LwwModel::versions`] returns it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Versions<'a> {
+    /// `k`: the newest whole-key write.
+    pub key: Option<Version>,
+    /// `e`: the newest write that set the expiry.
+    pub expiry: Option<Version>,
+    /// `x`: the expiry it set.
+    pub expire_at_ms: Option<u64>,
+    /// `f<element>`: the newest write to each element (tombstones included).
+    pub elements: &'a BTreeMap<Vec<u8>, Version>,
 }
 
 #[cfg(test)]
@@ -364,10 +373,10 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(m.dump()[&b"h"[..]].0, ModelValue::Hash(expected));
-        let (k, _, _, f) = m.versions(b"h").unwrap();
-        assert_eq!(k, Some(Version::new(20, 0, 1)));
+        let versions = m.versions(b"h").unwrap();
+        assert_eq!(versions.key, Some(Version::new(20, 0, 1)));
         assert_eq!(
-            f.keys().cloned().collect::<Vec<_>>(),
+            versions.elements.keys().cloned().collect::<Vec<_>>(),
             vec![b"gone".to_vec(), b"new".to_vec()]
         );
     }
