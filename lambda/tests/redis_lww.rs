@@ -536,3 +536,22 @@ async fn bookkeeping_memory_overhead() {
         }
     }
 }
+
+#[tokio::test]
+async fn versions_compare_in_order_across_the_digit_letter_boundary() {
+    // 1_700_000_000_009 ends in hex `9`, 1_700_000_000_010 in `a`: the script
+    // compares the sortable strings, which must order `9` before `a`.
+    let mut r = region(RedisOptions::default()).await;
+    let applied = r
+        .deliver(&[
+            at(1_700_000_000_010, 1, set(b"k", b"newer")),
+            at(1_700_000_000_009, 1, set(b"k", b"older")),
+        ])
+        .await;
+    assert_eq!(applied[1].skipped_older, 1);
+    assert_eq!(r.get(b"k").await, Some(ModelValue::String(b(b"newer"))));
+    let counter = VersionedCommand::new(Version::new(1_700_000_000_010, 9, 1), set(b"c", b"older"));
+    let later = VersionedCommand::new(Version::new(1_700_000_000_010, 10, 1), set(b"c", b"newer"));
+    r.deliver(&[later, counter]).await;
+    assert_eq!(r.get(b"c").await, Some(ModelValue::String(b(b"newer"))));
+}

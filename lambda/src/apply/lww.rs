@@ -19,7 +19,10 @@
 //!
 //! Versions are stored as [`Version::sortable`](regis_wire::Version::sortable)
 //! strings (fixed-width lowercase hex), so the script compares them as plain
-//! strings.
+//! strings. (Lua compares strings with `strcoll`; for equal-length strings
+//! of `0-9a-f` collation order and byte order agree in the C and common
+//! UTF-8 locales, and the tests exercise versions that differ at the `9`/`a`
+//! boundary.)
 //!
 //! # Rules
 //!
