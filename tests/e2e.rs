@@ -27,15 +27,39 @@ async fn a_batch_fans_out_to_every_region() {
     let commands = vec![
         Command::HSet {
             key: b(&format!("{p}hotel:1")),
-            fields: vec![(b("name"), b("Marina Bay")), (b("city"), b("Singapore")), (b("stars"), b("5"))],
+            fields: vec![
+                (b("name"), b("Marina Bay")),
+                (b("city"), b("Singapore")),
+                (b("stars"), b("5")),
+            ],
         },
-        Command::SAdd { key: b(&format!("{p}hotel:1:amenities")), members: vec![b("pool"), b("spa"), b("wifi")] },
-        Command::ZAdd { key: b(&format!("{p}rates")), members: vec![(210.5, b("hotel:1")), (99.0, b("hotel:2"))] },
-        Command::Set { key: b(&format!("{p}session:9")), value: b("token"), expire_at_ms: Some(expire) },
-        Command::Set { key: b(&format!("{p}gone")), value: b("soon deleted"), expire_at_ms: None },
-        Command::Del { key: b(&format!("{p}gone")) },
+        Command::SAdd {
+            key: b(&format!("{p}hotel:1:amenities")),
+            members: vec![b("pool"), b("spa"), b("wifi")],
+        },
+        Command::ZAdd {
+            key: b(&format!("{p}rates")),
+            members: vec![(210.5, b("hotel:1")), (99.0, b("hotel:2"))],
+        },
+        Command::Set {
+            key: b(&format!("{p}session:9")),
+            value: b("token"),
+            expire_at_ms: Some(expire),
+        },
+        Command::Set {
+            key: b(&format!("{p}gone")),
+            value: b("soon deleted"),
+            expire_at_ms: None,
+        },
+        Command::Del {
+            key: b(&format!("{p}gone")),
+        },
         // Bytes that are not UTF-8 must survive the trip unchanged.
-        Command::Set { key: b(&format!("{p}binary")), value: vec![0, 255, 1, 254, b'\n'], expire_at_ms: None },
+        Command::Set {
+            key: b(&format!("{p}binary")),
+            value: vec![0, 255, 1, 254, b'\n'],
+            expire_at_ms: None,
+        },
     ];
     let want = expected(&commands);
     assert_eq!(want.len(), 5, "the model keeps the five live keys");
@@ -49,8 +73,15 @@ async fn a_batch_fans_out_to_every_region() {
 async fn a_restricted_tenant_never_reaches_other_regions() {
     let env = Env::load();
     let allowed = env.regions_of(RESTRICTED_TENANT);
-    let excluded: Vec<String> = env.region_names().into_iter().filter(|r| !allowed.contains(r)).collect();
-    assert!(!excluded.is_empty(), "{RESTRICTED_TENANT} must be restricted in the topology");
+    let excluded: Vec<String> = env
+        .region_names()
+        .into_iter()
+        .filter(|r| !allowed.contains(r))
+        .collect();
+    assert!(
+        !excluded.is_empty(),
+        "{RESTRICTED_TENANT} must be restricted in the topology"
+    );
 
     let p_sg = prefix("residency-sg");
     let p_marker = prefix("residency-marker");
@@ -58,14 +89,21 @@ async fn a_restricted_tenant_never_reaches_other_regions() {
     let sg: Vec<Command> = (0..20)
         .map(|i| Command::HSet {
             key: b(&format!("{p_sg}guest:{i}")),
-            fields: vec![(b("name"), b(&format!("guest {i}"))), (b("passport"), b(&format!("S{i:07}")))],
+            fields: vec![
+                (b("name"), b(&format!("guest {i}"))),
+                (b("passport"), b(&format!("S{i:07}"))),
+            ],
         })
         .collect();
     publish_all(&publisher, RESTRICTED_TENANT, &sg).await;
     // Published after the restricted data: once this unrestricted marker is
     // applied in an excluded region, that region's worker has had every
     // chance to receive the restricted batches too.
-    let marker = vec![Command::Set { key: b(&format!("{p_marker}m")), value: b("after"), expire_at_ms: None }];
+    let marker = vec![Command::Set {
+        key: b(&format!("{p_marker}m")),
+        value: b("after"),
+        expire_at_ms: None,
+    }];
     publish_all(&publisher, OPEN_TENANT, &marker).await;
 
     wait_converged(&env, &allowed, &p_sg, &expected(&sg), CONVERGE).await;
@@ -75,7 +113,11 @@ async fn a_restricted_tenant_never_reaches_other_regions() {
     for region in &excluded {
         let mut conn = env.redis(region).await;
         let leaked = snapshot(&mut conn, &p_sg).await.expect("snapshot");
-        assert!(leaked.is_empty(), "{RESTRICTED_TENANT} data reached {region}: {} keys", leaked.len());
+        assert!(
+            leaked.is_empty(),
+            "{RESTRICTED_TENANT} data reached {region}: {} keys",
+            leaked.len()
+        );
     }
     publisher.shutdown().await.expect("shutdown");
 }
@@ -89,7 +131,11 @@ async fn a_poison_message_lands_in_its_regions_dlq_while_good_traffic_flows() {
     let publisher = env.publisher().await;
 
     let before: Vec<Command> = (0..10)
-        .map(|i| Command::Set { key: b(&format!("{p}before:{i}")), value: b("ok"), expire_at_ms: None })
+        .map(|i| Command::Set {
+            key: b(&format!("{p}before:{i}")),
+            value: b("ok"),
+            expire_at_ms: None,
+        })
         .collect();
     publish_all(&publisher, OPEN_TENANT, &before).await;
 
@@ -98,13 +144,24 @@ async fn a_poison_message_lands_in_its_regions_dlq_while_good_traffic_flows() {
     sqs.send_message()
         .queue_url(&region.queue_url)
         .message_body(&body)
-        .message_attributes("tenant", MessageAttributeValue::builder().data_type("String").string_value(OPEN_TENANT).build().expect("attribute"))
+        .message_attributes(
+            "tenant",
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(OPEN_TENANT)
+                .build()
+                .expect("attribute"),
+        )
         .send()
         .await
         .expect("send poison");
 
     let after: Vec<Command> = (0..10)
-        .map(|i| Command::Set { key: b(&format!("{p}after:{i}")), value: b("ok"), expire_at_ms: None })
+        .map(|i| Command::Set {
+            key: b(&format!("{p}after:{i}")),
+            value: b("ok"),
+            expire_at_ms: None,
+        })
         .collect();
     publish_all(&publisher, OPEN_TENANT, &after).await;
     let all: Vec<Command> = before.iter().chain(&after).cloned().collect();
@@ -130,18 +187,35 @@ async fn a_poison_message_lands_in_its_regions_dlq_while_good_traffic_flows() {
                 found = Some(message);
             } else if let Some(handle) = message.receipt_handle() {
                 // Not ours: make it visible again at once.
-                let _ = sqs.change_message_visibility().queue_url(&region.dlq_url).receipt_handle(handle).visibility_timeout(0).send().await;
+                let _ = sqs
+                    .change_message_visibility()
+                    .queue_url(&region.dlq_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await;
             }
         }
         if let Some(message) = found {
             break message;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the poison message did not reach {}'s DLQ", region.name);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the poison message did not reach {}'s DLQ",
+            region.name
+        );
     };
     let attributes = found.message_attributes().cloned().unwrap_or_default();
     let attr = |name: &str| attributes.get(name).and_then(|v| v.string_value()).map(str::to_owned);
-    assert_eq!(attr("reason").as_deref(), Some("malformed"), "DLQ attributes: {attributes:?}");
-    assert!(attr("detail").is_some_and(|d| !d.is_empty()), "DLQ attributes: {attributes:?}");
+    assert_eq!(
+        attr("reason").as_deref(),
+        Some("malformed"),
+        "DLQ attributes: {attributes:?}"
+    );
+    assert!(
+        attr("detail").is_some_and(|d| !d.is_empty()),
+        "DLQ attributes: {attributes:?}"
+    );
     sqs.delete_message()
         .queue_url(&region.dlq_url)
         .receipt_handle(found.receipt_handle().expect("receipt handle"))
@@ -157,7 +231,11 @@ async fn a_thousand_commands_end_in_the_same_state_everywhere() {
     let p = prefix("thousand");
     let commands = workload(&p, 1000, 120, 0x5eed_1000);
     let want = expected(&commands);
-    assert!(want.len() > 50, "the workload leaves a substantial state ({} keys)", want.len());
+    assert!(
+        want.len() > 50,
+        "the workload leaves a substantial state ({} keys)",
+        want.len()
+    );
     let publisher = env.publisher().await;
     let started = std::time::Instant::now();
     publish_all(&publisher, OPEN_TENANT, &commands).await;

@@ -7,7 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, OPEN_TENANT, expected, kill, local_script, prefix, publish_all, recorded_pid, snapshot, wait_converged, wait_dead, workload};
+use common::{
+    Env, OPEN_TENANT, expected, kill, local_script, prefix, publish_all, recorded_pid, snapshot, wait_converged,
+    wait_dead, workload,
+};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -49,7 +52,11 @@ async fn a_region_whose_redis_was_down_converges_when_it_returns() {
     wait_dead(pid).await;
     let outage = Instant::now();
     {
-        let _restart = Restart { env: &env, script: "redis.sh", region: region.clone() };
+        let _restart = Restart {
+            env: &env,
+            script: "redis.sh",
+            region: region.clone(),
+        };
         publish_all(&publisher, OPEN_TENANT, &commands).await;
         // Long enough for the worker to receive the batches and fail on
         // them, short enough that they are not received max_receive_count
@@ -104,7 +111,11 @@ async fn a_worker_killed_mid_stream_loses_nothing() {
     };
     let pid = recorded_pid(&format!("worker-{region}"));
     {
-        let _restart = Restart { env: &env, script: "worker.sh", region: region.clone() };
+        let _restart = Restart {
+            env: &env,
+            script: "worker.sh",
+            region: region.clone(),
+        };
         kill(pid, "KILL");
         wait_dead(pid).await;
         let publishing_done = sender.is_finished();
@@ -112,7 +123,10 @@ async fn a_worker_killed_mid_stream_loses_nothing() {
             "killed {region}'s worker with {applied_at_kill} of {} keys applied (publishing done: {publishing_done})",
             want.len()
         );
-        assert!(applied_at_kill < want.len(), "the worker was killed only after it had applied everything");
+        assert!(
+            applied_at_kill < want.len(),
+            "the worker was killed only after it had applied everything"
+        );
         sender.await.expect("publishing task");
         // Dropping `_restart` starts the worker again, as `make up` does.
     }

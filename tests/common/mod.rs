@@ -109,7 +109,9 @@ impl Env {
         let mut config = PublisherConfig::new(&self.topic_arn, &origin.name, origin.rank);
         config.default_tenant = Some(OPEN_TENANT.to_owned());
         for (tenant, regions) in &self.tenants {
-            config.tenants.insert(tenant.clone(), TenantPolicy::regions(regions.clone()));
+            config
+                .tenants
+                .insert(tenant.clone(), TenantPolicy::regions(regions.clone()));
         }
         let sns = AwsSns::from_sdk_config(&self.sdk_config(&origin.name).await);
         Publisher::new(config, sns).expect("publisher configuration")
@@ -132,7 +134,10 @@ pub fn prefix(test: &str) -> String {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
 }
 
 /// A key's value, as compared between the model and Redis.
@@ -167,19 +172,38 @@ impl Model {
     pub fn apply(&mut self, command: &Command) {
         let state = &mut self.state;
         match command {
-            Command::Set { key, value, expire_at_ms } => {
-                state.insert(key.clone(), Entry { value: Value::Str(value.clone()), has_ttl: expire_at_ms.is_some() });
+            Command::Set {
+                key,
+                value,
+                expire_at_ms,
+            } => {
+                state.insert(
+                    key.clone(),
+                    Entry {
+                        value: Value::Str(value.clone()),
+                        has_ttl: expire_at_ms.is_some(),
+                    },
+                );
             }
             Command::Del { key } => {
                 state.remove(key);
             }
             Command::HSet { key, fields } => {
-                let entry = state.entry(key.clone()).or_insert(Entry { value: Value::Hash(BTreeMap::new()), has_ttl: false });
-                let Value::Hash(hash) = &mut entry.value else { panic!("model: HSET on a non-hash") };
+                let entry = state.entry(key.clone()).or_insert(Entry {
+                    value: Value::Hash(BTreeMap::new()),
+                    has_ttl: false,
+                });
+                let Value::Hash(hash) = &mut entry.value else {
+                    panic!("model: HSET on a non-hash")
+                };
                 hash.extend(fields.iter().cloned());
             }
             Command::HDel { key, fields } => {
-                if let Some(Entry { value: Value::Hash(hash), .. }) = state.get_mut(key) {
+                if let Some(Entry {
+                    value: Value::Hash(hash),
+                    ..
+                }) = state.get_mut(key)
+                {
                     for field in fields {
                         hash.remove(field);
                     }
@@ -189,12 +213,20 @@ impl Model {
                 }
             }
             Command::SAdd { key, members } => {
-                let entry = state.entry(key.clone()).or_insert(Entry { value: Value::Set(BTreeSet::new()), has_ttl: false });
-                let Value::Set(set) = &mut entry.value else { panic!("model: SADD on a non-set") };
+                let entry = state.entry(key.clone()).or_insert(Entry {
+                    value: Value::Set(BTreeSet::new()),
+                    has_ttl: false,
+                });
+                let Value::Set(set) = &mut entry.value else {
+                    panic!("model: SADD on a non-set")
+                };
                 set.extend(members.iter().cloned());
             }
             Command::SRem { key, members } => {
-                if let Some(Entry { value: Value::Set(set), .. }) = state.get_mut(key) {
+                if let Some(Entry {
+                    value: Value::Set(set), ..
+                }) = state.get_mut(key)
+                {
                     for member in members {
                         set.remove(member);
                     }
@@ -204,14 +236,23 @@ impl Model {
                 }
             }
             Command::ZAdd { key, members } => {
-                let entry = state.entry(key.clone()).or_insert(Entry { value: Value::ZSet(BTreeMap::new()), has_ttl: false });
-                let Value::ZSet(zset) = &mut entry.value else { panic!("model: ZADD on a non-zset") };
+                let entry = state.entry(key.clone()).or_insert(Entry {
+                    value: Value::ZSet(BTreeMap::new()),
+                    has_ttl: false,
+                });
+                let Value::ZSet(zset) = &mut entry.value else {
+                    panic!("model: ZADD on a non-zset")
+                };
                 for (score, member) in members {
                     zset.insert(member.clone(), *score);
                 }
             }
             Command::ZRem { key, members } => {
-                if let Some(Entry { value: Value::ZSet(zset), .. }) = state.get_mut(key) {
+                if let Some(Entry {
+                    value: Value::ZSet(zset),
+                    ..
+                }) = state.get_mut(key)
+                {
                     for member in members {
                         zset.remove(member);
                     }
@@ -230,13 +271,37 @@ impl Model {
                     entry.has_ttl = false;
                 }
             }
-            Command::HReplace { key, fields, expire_at_ms } => {
-                Self::replace(state, key, Value::Hash(fields.iter().cloned().collect()), *expire_at_ms, fields.is_empty());
+            Command::HReplace {
+                key,
+                fields,
+                expire_at_ms,
+            } => {
+                Self::replace(
+                    state,
+                    key,
+                    Value::Hash(fields.iter().cloned().collect()),
+                    *expire_at_ms,
+                    fields.is_empty(),
+                );
             }
-            Command::SReplace { key, members, expire_at_ms } => {
-                Self::replace(state, key, Value::Set(members.iter().cloned().collect()), *expire_at_ms, members.is_empty());
+            Command::SReplace {
+                key,
+                members,
+                expire_at_ms,
+            } => {
+                Self::replace(
+                    state,
+                    key,
+                    Value::Set(members.iter().cloned().collect()),
+                    *expire_at_ms,
+                    members.is_empty(),
+                );
             }
-            Command::ZReplace { key, members, expire_at_ms } => {
+            Command::ZReplace {
+                key,
+                members,
+                expire_at_ms,
+            } => {
                 let zset = members.iter().map(|(score, member)| (member.clone(), *score)).collect();
                 Self::replace(state, key, Value::ZSet(zset), *expire_at_ms, members.is_empty());
             }
@@ -248,7 +313,13 @@ impl Model {
         if empty {
             state.remove(key);
         } else {
-            state.insert(key.to_vec(), Entry { value, has_ttl: expire_at_ms.is_some() });
+            state.insert(
+                key.to_vec(),
+                Entry {
+                    value,
+                    has_ttl: expire_at_ms.is_some(),
+                },
+            );
         }
     }
 }
@@ -281,8 +352,13 @@ pub async fn snapshot(conn: &mut redis::aio::MultiplexedConnection, prefix: &str
             "hash" => Value::Hash(redis::cmd("HGETALL").arg(&key).query_async(conn).await?),
             "set" => Value::Set(redis::cmd("SMEMBERS").arg(&key).query_async(conn).await?),
             "zset" => {
-                let pairs: Vec<(Vec<u8>, f64)> =
-                    redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query_async(conn).await?;
+                let pairs: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .query_async(conn)
+                    .await?;
                 Value::ZSet(pairs.into_iter().collect())
             }
             // Expired or deleted between SCAN and TYPE.
@@ -290,7 +366,13 @@ pub async fn snapshot(conn: &mut redis::aio::MultiplexedConnection, prefix: &str
             other => panic!("unexpected type {other} for key {}", String::from_utf8_lossy(&key)),
         };
         let pttl: i64 = redis::cmd("PTTL").arg(&key).query_async(conn).await?;
-        state.insert(key, Entry { value, has_ttl: pttl > 0 });
+        state.insert(
+            key,
+            Entry {
+                value,
+                has_ttl: pttl > 0,
+            },
+        );
     }
     Ok(state)
 }
@@ -310,7 +392,10 @@ pub fn diff(expected: &State, actual: &State) -> Option<String> {
             Some(have) if have != want => {
                 count += 1;
                 if lines.len() < 8 {
-                    lines.push(format!("{}: want {want:?}, have {have:?}", String::from_utf8_lossy(key)));
+                    lines.push(format!(
+                        "{}: want {want:?}, have {have:?}",
+                        String::from_utf8_lossy(key)
+                    ));
                 }
             }
             Some(_) => {}
@@ -327,7 +412,13 @@ pub fn diff(expected: &State, actual: &State) -> Option<String> {
 
 /// Waits until each of `regions` holds exactly `expected` under `prefix`;
 /// panics with the differences after `timeout`. Returns how long it took.
-pub async fn wait_converged(env: &Env, regions: &[String], prefix: &str, expected: &State, timeout: Duration) -> Duration {
+pub async fn wait_converged(
+    env: &Env,
+    regions: &[String],
+    prefix: &str,
+    expected: &State,
+    timeout: Duration,
+) -> Duration {
     let started = Instant::now();
     let mut conns = Vec::new();
     for region in regions {
@@ -350,7 +441,10 @@ pub async fn wait_converged(env: &Env, regions: &[String], prefix: &str, expecte
             return started.elapsed();
         }
         if started.elapsed() > timeout {
-            panic!("not converged after {timeout:?} under {prefix}:\n  {}", problems.join("\n  "));
+            panic!(
+                "not converged after {timeout:?} under {prefix}:\n  {}",
+                problems.join("\n  ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -373,7 +467,11 @@ pub async fn publish_all(publisher: &Publisher, tenant: &str, commands: &[Comman
 pub fn local_script(env: &Env, script: &str, args: &[&str]) {
     let path = root().join("local").join(script);
     // Region i listens on base + i: tell the script the base in use.
-    let base_port = env.regions[0].redis_url.rsplit(':').next().expect("redis url with a port");
+    let base_port = env.regions[0]
+        .redis_url
+        .rsplit(':')
+        .next()
+        .expect("redis url with a port");
     let output = Process::new(&path)
         .args(args)
         .env("REGIS_REDIS_BASE_PORT", base_port)
@@ -448,15 +546,27 @@ pub fn workload(prefix: &str, n: usize, keys: usize, seed: u64) -> Vec<Command> 
                 let key = format!("{prefix}str:{k}").into_bytes();
                 match pick {
                     0 => Command::Del { key },
-                    1..=3 => Command::Set { key, value: value(&mut rng), expire_at_ms: Some(expire) },
-                    _ => Command::Set { key, value: value(&mut rng), expire_at_ms: None },
+                    1..=3 => Command::Set {
+                        key,
+                        value: value(&mut rng),
+                        expire_at_ms: Some(expire),
+                    },
+                    _ => Command::Set {
+                        key,
+                        value: value(&mut rng),
+                        expire_at_ms: None,
+                    },
                 }
             }
             1 => {
                 let key = format!("{prefix}hash:{k}").into_bytes();
-                let field = |rng: &mut rand::rngs::StdRng| fields[rng.random_range(0..fields.len())].as_bytes().to_vec();
+                let field =
+                    |rng: &mut rand::rngs::StdRng| fields[rng.random_range(0..fields.len())].as_bytes().to_vec();
                 match pick {
-                    0 => Command::HDel { key, fields: vec![field(&mut rng)] },
+                    0 => Command::HDel {
+                        key,
+                        fields: vec![field(&mut rng)],
+                    },
                     1 => Command::HReplace {
                         key,
                         fields: vec![(b"name".to_vec(), value(&mut rng)), (b"city".to_vec(), value(&mut rng))],
@@ -480,19 +590,37 @@ pub fn workload(prefix: &str, n: usize, keys: usize, seed: u64) -> Vec<Command> 
             }
             2 => {
                 let key = format!("{prefix}set:{k}").into_bytes();
-                let member = |rng: &mut rand::rngs::StdRng| members[rng.random_range(0..members.len())].as_bytes().to_vec();
+                let member =
+                    |rng: &mut rand::rngs::StdRng| members[rng.random_range(0..members.len())].as_bytes().to_vec();
                 match pick {
-                    0..=2 => Command::SRem { key, members: vec![member(&mut rng)] },
-                    3 => Command::SReplace { key, members: vec![member(&mut rng), member(&mut rng)], expire_at_ms: None },
-                    _ => Command::SAdd { key, members: vec![member(&mut rng), member(&mut rng)] },
+                    0..=2 => Command::SRem {
+                        key,
+                        members: vec![member(&mut rng)],
+                    },
+                    3 => Command::SReplace {
+                        key,
+                        members: vec![member(&mut rng), member(&mut rng)],
+                        expire_at_ms: None,
+                    },
+                    _ => Command::SAdd {
+                        key,
+                        members: vec![member(&mut rng), member(&mut rng)],
+                    },
                 }
             }
             _ => {
                 let key = format!("{prefix}zset:{k}").into_bytes();
                 let member = |rng: &mut rand::rngs::StdRng| format!("room{}", rng.random_range(0..8u32)).into_bytes();
                 match pick {
-                    0..=2 => Command::ZRem { key, members: vec![member(&mut rng)] },
-                    3 => Command::ZReplace { key, members: vec![(1.5, member(&mut rng))], expire_at_ms: None },
+                    0..=2 => Command::ZRem {
+                        key,
+                        members: vec![member(&mut rng)],
+                    },
+                    3 => Command::ZReplace {
+                        key,
+                        members: vec![(1.5, member(&mut rng))],
+                        expire_at_ms: None,
+                    },
                     _ => Command::ZAdd {
                         key,
                         members: vec![(f64::from(rng.random_range(0..500u32)) / 4.0, member(&mut rng))],
