@@ -55,6 +55,8 @@ pub struct WorkerSpec<'a> {
     pub mode: &'a str,
     /// Where its stdout (metric lines) and stderr (logs) go.
     pub log_dir: &'a Path,
+    /// Further flags (`--receivers 1`, ...).
+    pub extra_args: &'a [String],
 }
 
 impl WorkerProcess {
@@ -73,6 +75,7 @@ impl WorkerProcess {
                 spec.dlq_url,
             ])
             .args(["--redis-url", spec.redis_url, "--mode", spec.mode])
+            .args(spec.extra_args)
             .env("AWS_ENDPOINT_URL", spec.endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -256,6 +259,7 @@ impl Topology {
                 redis_url: &redis_url,
                 mode,
                 log_dir: self.log_dir.path(),
+                extra_args: &[],
             })?);
         }
         Ok(())

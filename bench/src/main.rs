@@ -44,6 +44,9 @@ struct Cli {
     /// Sections to run (default: all).
     #[arg(long, value_delimiter = ',', default_value = "apply,publish,e2e,memory")]
     only: Vec<Section>,
+    /// A flag for the worker of the memory section, e.g. `--worker-arg=--receivers=1` (repeatable).
+    #[arg(long = "worker-arg", allow_hyphen_values = true)]
+    worker_args: Vec<String>,
     /// Smaller runs, for trying the suite out (figures are noisier).
     #[arg(long)]
     quick: bool,
@@ -267,7 +270,7 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     if wants(Section::Memory) {
         section("memory: a worker applying 1 MiB batches, a publisher under backpressure");
         let bin = bin.as_deref().ok_or("no regis binary")?;
-        let worker = memory::worker(bin, plan.memory_messages, now).await?;
+        let worker = memory::worker(bin, &cli.worker_args, plan.memory_messages, now).await?;
         eprintln!("{worker:#?}");
         let publisher = publish::backpressure_in_child(plan.backpressure_commands, plan.backpressure_cap_mib)?;
         eprintln!("{publisher:#?}");

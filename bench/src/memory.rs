@@ -72,8 +72,14 @@ async fn big_batches(messages: usize, now_ms: u64) -> Result<(Vec<String>, f64),
 }
 
 /// Fills a queue of its own with `messages` batches of about 1 MiB and
-/// measures the worker that drains it.
-pub async fn worker(bin: &Path, messages: usize, now_ms: u64) -> Result<WorkerMemory, Box<dyn Error>> {
+/// measures the worker that drains it (started with `extra_args` besides
+/// the queue, Redis and mode).
+pub async fn worker(
+    bin: &Path,
+    extra_args: &[String],
+    messages: usize,
+    now_ms: u64,
+) -> Result<WorkerMemory, Box<dyn Error>> {
     localstack::ensure_running().await;
     let (bodies, avg_uncompressed_bytes) = big_batches(messages, now_ms).await?;
     let commands: usize = bodies
@@ -103,6 +109,7 @@ pub async fn worker(bin: &Path, messages: usize, now_ms: u64) -> Result<WorkerMe
             redis_url: &redis_url,
             mode: "lww",
             log_dir: logs.path(),
+            extra_args,
         })?;
         let start = Instant::now();
         loop {
