@@ -2,7 +2,7 @@
 # scripts under local/ so it can be read and run on its own.
 SHELL := /bin/bash
 
-.PHONY: up down test fmt lint check-infra bench
+.PHONY: up down test demo fmt lint check-infra bench
 
 ## up: start LocalStack, one redis-server and one worker per region; write .regis/env.json
 up:
@@ -15,6 +15,10 @@ down:
 ## test: up, cargo test --workspace, infra checks, down (always), with timings
 test:
 	local/test.sh
+
+## demo: up, replicate a sample hotel workload, per-region report, down (KEEP=1 keeps it up)
+demo:
+	local/demo.sh
 
 ## fmt: format the workspace
 fmt:

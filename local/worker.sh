@@ -12,6 +12,12 @@
 # up.sh), so a test that killed a worker restarts it exactly as up.sh did.
 # REGIS_BIN overrides the binary (default target/debug/regis);
 # REGIS_WORKER_ARGS adds flags (e.g. "--mode plain"); RUST_LOG defaults to info.
+#
+# Long polls are 5 s here (REGIS_WORKER_WAIT_SECONDS), not the worker's 20:
+# when a worker stops, LocalStack keeps serving its abandoned ReceiveMessage
+# calls until their wait ends, and a message handed to a dead connection only
+# reappears after the visibility timeout. Short polls keep that window small
+# after a restart, at about one request per second per worker when idle.
 set -euo pipefail
 
 # shellcheck source=local/lib.sh
@@ -56,6 +62,7 @@ print(env["endpoint_url"], r["queue_url"], r["dlq_url"], r["redis_url"])
             --queue-url "$queue_url" \
             --dlq-url "$dlq_url" \
             --redis-url "$redis_url" \
+            --wait-seconds "${REGIS_WORKER_WAIT_SECONDS:-5}" \
             ${REGIS_WORKER_ARGS:-}
 
     # A worker that cannot start (bad flag, unreachable endpoint) exits at

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
-use common::{Env, OPEN_TENANT, RESTRICTED_TENANT, expected, prefix, publish_all, snapshot, wait_converged, workload};
+use common::{OPEN_TENANT, RESTRICTED_TENANT, expected, prefix, publish_all, snapshot, wait_converged, workload};
 use regis_publisher::Command;
 
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -20,9 +20,9 @@ fn b(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_fans_out_to_every_region() {
-    let env = Env::load();
+    let env = common::load_env();
     let p = prefix("fanout");
-    let publisher = env.publisher().await;
+    let publisher = common::publisher(&env).await;
     let expire = common::now_ms() + 3_600_000;
     let commands = vec![
         Command::HSet {
@@ -71,7 +71,7 @@ async fn a_batch_fans_out_to_every_region() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restricted_tenant_never_reaches_other_regions() {
-    let env = Env::load();
+    let env = common::load_env();
     let allowed = env.regions_of(RESTRICTED_TENANT);
     let excluded: Vec<String> = env
         .region_names()
@@ -85,7 +85,7 @@ async fn a_restricted_tenant_never_reaches_other_regions() {
 
     let p_sg = prefix("residency-sg");
     let p_marker = prefix("residency-marker");
-    let publisher = env.publisher().await;
+    let publisher = common::publisher(&env).await;
     let sg: Vec<Command> = (0..20)
         .map(|i| Command::HSet {
             key: b(&format!("{p_sg}guest:{i}")),
@@ -111,7 +111,7 @@ async fn a_restricted_tenant_never_reaches_other_regions() {
     // And a little longer, for a reordered delivery.
     tokio::time::sleep(Duration::from_secs(3)).await;
     for region in &excluded {
-        let mut conn = env.redis(region).await;
+        let mut conn = common::redis(&env, region).await;
         let leaked = snapshot(&mut conn, &p_sg).await.expect("snapshot");
         assert!(
             leaked.is_empty(),
@@ -124,11 +124,11 @@ async fn a_restricted_tenant_never_reaches_other_regions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_lands_in_its_regions_dlq_while_good_traffic_flows() {
-    let env = Env::load();
+    let env = common::load_env();
     let region = env.regions.last().expect("regions").clone();
     let sqs = env.sqs(&region.name).await;
     let p = prefix("poison");
-    let publisher = env.publisher().await;
+    let publisher = common::publisher(&env).await;
 
     let before: Vec<Command> = (0..10)
         .map(|i| Command::Set {
@@ -227,7 +227,7 @@ async fn a_poison_message_lands_in_its_regions_dlq_while_good_traffic_flows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_commands_end_in_the_same_state_everywhere() {
-    let env = Env::load();
+    let env = common::load_env();
     let p = prefix("thousand");
     let commands = workload(&p, 1000, 120, 0x5eed_1000);
     let want = expected(&commands);
@@ -236,7 +236,7 @@ async fn a_thousand_commands_end_in_the_same_state_everywhere() {
         "the workload leaves a substantial state ({} keys)",
         want.len()
     );
-    let publisher = env.publisher().await;
+    let publisher = common::publisher(&env).await;
     let started = std::time::Instant::now();
     publish_all(&publisher, OPEN_TENANT, &commands).await;
     let published = started.elapsed();

@@ -40,12 +40,12 @@ impl Drop for Restart<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_whose_redis_was_down_converges_when_it_returns() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let env = Env::load();
+    let env = common::load_env();
     let region = env.regions[1].name.clone();
     let p = prefix("redis-outage");
     let commands = workload(&p, 200, 40, 0x0ff_11e);
     let want = expected(&commands);
-    let publisher = env.publisher().await;
+    let publisher = common::publisher(&env).await;
 
     let pid = recorded_pid(&format!("redis-{region}"));
     kill(pid, "KILL");
@@ -66,7 +66,7 @@ async fn a_region_whose_redis_was_down_converges_when_it_returns() {
         // Dropping `_restart` starts the region's Redis again, empty.
     }
     eprintln!("{region}'s Redis was down for {:?}", outage.elapsed());
-    let mut conn = env.redis(&region).await;
+    let mut conn = common::redis(&env, &region).await;
     let right_after = snapshot(&mut conn, &p).await.expect("snapshot").len();
     let took = wait_converged(&env, &env.region_names(), &p, &want, CONVERGE).await;
     eprintln!(
@@ -79,12 +79,12 @@ async fn a_region_whose_redis_was_down_converges_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_stream_loses_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let env = Env::load();
+    let env = common::load_env();
     let region = env.regions[0].name.clone();
     let p = prefix("worker-kill");
     let commands = workload(&p, 600, 150, 0x00c0_ffee);
     let want = expected(&commands);
-    let publisher = env.publisher().await;
+    let publisher = common::publisher(&env).await;
 
     // Many small messages, so the worker is busy with a stream of batches
     // rather than one: flush every 10 commands.
@@ -99,7 +99,7 @@ async fn a_worker_killed_mid_stream_loses_nothing() {
     };
 
     // Kill the worker as soon as the region has applied something.
-    let mut conn = env.redis(&region).await;
+    let mut conn = common::redis(&env, &region).await;
     let deadline = Instant::now() + CONVERGE;
     let applied_at_kill = loop {
         let n = snapshot(&mut conn, &p).await.expect("snapshot").len();
