@@ -75,12 +75,7 @@ pub trait Apply: Send + Sync {
     async fn apply(&self, batches: &[&Batch], now_ms: u64) -> Vec<Result<Applied, ApplyFailure>>;
 }
 
-/// The engine's `apply` future borrows its batches across `.await`s inside
-/// stream combinators, which the compiler cannot yet prove `Send` (rust-lang/rust#102211,
-/// "implementation of `FnOnce` is not general enough"). So it is driven on a
-/// blocking-pool thread with [`tokio::runtime::Handle::block_on`], which does
-/// not need `Send`, over owned copies of the batches; the rest of record
-/// handling stays `Send` and can run on any worker thread.
+/// The real engine. Its errors are mapped to [`ApplyFailure`]s.
 #[async_trait]
 impl Apply for crate::apply::Engine {
     fn mode(&self) -> Mode {
@@ -88,43 +83,22 @@ impl Apply for crate::apply::Engine {
     }
 
     async fn apply(&self, batches: &[&Batch], now_ms: u64) -> Vec<Result<Applied, ApplyFailure>> {
-        let engine = self.clone();
-        let owned: Vec<Batch> = batches.iter().map(|b| (*b).clone()).collect();
-        let handle = tokio::runtime::Handle::current();
-        let count = batches.len();
-        let results = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&Batch> = owned.iter().collect();
-            handle.block_on(engine.apply(&refs, now_ms))
-        })
-        .await;
-        match results {
-            Ok(results) => results
-                .into_iter()
-                .map(|result| match result {
-                    Ok(done) => Ok(Applied {
-                        commands: done.commands,
-                        skipped_older: done.skipped_older,
-                        type_conflicts: done.type_conflicts,
-                    }),
-                    Err(error) => Err(ApplyFailure {
-                        retryable: error.is_retryable(),
-                        reason: error.reason(),
-                        detail: error.to_string(),
-                    }),
-                })
-                .collect(),
-            // The apply panicked: nothing is known about what it wrote, and
-            // writing again is harmless, so every batch is retried.
-            Err(join) => (0..count)
-                .map(|_| {
-                    Err(ApplyFailure {
-                        retryable: true,
-                        reason: "apply-panicked",
-                        detail: join.to_string(),
-                    })
-                })
-                .collect(),
-        }
+        crate::apply::Engine::apply(self, batches, now_ms)
+            .await
+            .into_iter()
+            .map(|result| match result {
+                Ok(done) => Ok(Applied {
+                    commands: done.commands,
+                    skipped_older: done.skipped_older,
+                    type_conflicts: done.type_conflicts,
+                }),
+                Err(error) => Err(ApplyFailure {
+                    retryable: error.is_retryable(),
+                    reason: error.reason(),
+                    detail: error.to_string(),
+                }),
+            })
+            .collect()
     }
 }
 
