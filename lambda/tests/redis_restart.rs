@@ -109,3 +109,40 @@ async fn restart_during_a_stream_in_plain_mode() {
 async fn restart_during_a_stream_in_lww_mode() {
     restart_during_stream(Mode::Lww).await;
 }
+
+/// After an outage, the first delivery that arrives once Redis is back must
+/// land: the record has a limited number of receives before it goes to the
+/// DLQ, and each costs a visibility timeout.
+async fn first_delivery_after_an_outage_lands(mode: Mode) {
+    let mut server = RedisServer::start();
+    let engine = Engine::connect(&server.url(), mode, RedisOptions::default())
+        .await
+        .unwrap();
+    let batches = stream(mode);
+    engine.apply(&[&batches[0]], now_ms()).await.remove(0).unwrap();
+    server.stop();
+    for b in &batches[1..3] {
+        assert!(engine.apply(&[b], now_ms()).await.remove(0).unwrap_err().is_retryable());
+    }
+    // Long enough for the connection manager to give up its own retries.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.restart();
+    // The queue hands the record back after its visibility timeout.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let applied = engine.apply(&[&batches[1]], now_ms()).await.remove(0);
+    assert_eq!(
+        applied.expect("first delivery after the outage").commands,
+        PER_BATCH,
+        "{mode}"
+    );
+}
+
+#[tokio::test]
+async fn first_delivery_after_an_outage_lands_in_plain_mode() {
+    first_delivery_after_an_outage_lands(Mode::Plain).await;
+}
+
+#[tokio::test]
+async fn first_delivery_after_an_outage_lands_in_lww_mode() {
+    first_delivery_after_an_outage_lands(Mode::Lww).await;
+}

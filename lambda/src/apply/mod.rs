@@ -161,6 +161,10 @@ struct Item<'a> {
     command: &'a VersionedCommand,
 }
 
+/// How long [`Engine::apply`] waits before trying a batch again whose
+/// connection was lost, so the connection manager can reconnect.
+pub const RECONNECT_GRACE: Duration = Duration::from_millis(300);
+
 /// What became of one command.
 type ItemResult = Result<lww::Code, ApplyError>;
 
@@ -235,7 +239,30 @@ impl Engine {
     /// [`ApplyError::ModeMismatch`] and nothing of it is applied. When a
     /// batch has both retryable and permanent failures, the retryable one is
     /// reported: the retry either succeeds or reports the permanent one.
+    ///
+    /// A batch that failed because the connection was lost is tried once more
+    /// after [`RECONNECT_GRACE`]: the connection manager reconnects in the
+    /// background, and the first request after an outage otherwise still
+    /// sees the failure of its last reconnect attempt, costing the record a
+    /// whole visibility timeout (and one of its `maxReceiveCount` receives).
+    /// Applying again is harmless: every command is idempotent.
     pub async fn apply(&self, batches: &[&Batch], now_ms: u64) -> Vec<Result<BatchApplied, ApplyError>> {
+        let mut results = self.apply_once(batches, now_ms).await;
+        let lost: Vec<usize> = (0..results.len())
+            .filter(|&i| matches!(results[i], Err(ApplyError::Unavailable(_))))
+            .collect();
+        if lost.is_empty() {
+            return results;
+        }
+        tokio::time::sleep(RECONNECT_GRACE).await;
+        let again: Vec<&Batch> = lost.iter().map(|&i| batches[i]).collect();
+        for (i, result) in lost.into_iter().zip(self.apply_once(&again, now_ms).await) {
+            results[i] = result;
+        }
+        results
+    }
+
+    async fn apply_once(&self, batches: &[&Batch], now_ms: u64) -> Vec<Result<BatchApplied, ApplyError>> {
         let engine_mode = self.inner.mode;
         let mut accs: Vec<Result<BatchApplied, ApplyError>> = batches
             .iter()
