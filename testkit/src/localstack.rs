@@ -31,7 +31,12 @@ pub fn unique_name(prefix: &str) -> String {
 /// Panics with a clear message when LocalStack does not answer.
 pub async fn ensure_running() {
     let url = format!("{}/_localstack/health", endpoint());
-    let addr = url.trim_start_matches("http://").split('/').next().unwrap_or("127.0.0.1:4566").to_owned();
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:4566")
+        .to_owned();
     let reachable = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr.clone()))
         .await
         .map(|r| r.is_ok())
@@ -141,4 +146,58 @@ pub async fn receive_all(
         out.extend(got.messages.unwrap_or_default());
     }
     out
+}
+
+/// A new SNS topic named [`unique_name`]`(prefix)`; returns its ARN.
+pub async fn create_topic(sns: &aws_sdk_sns::Client, prefix: &str) -> String {
+    let name = unique_name(prefix);
+    sns.create_topic()
+        .name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create topic {name}: {e:?}"))
+        .topic_arn
+        .expect("topic ARN")
+}
+
+/// Subscribes `queue` to `topic_arn` the way a region's queue is subscribed
+/// in the project's topology: a queue policy that lets the topic send, raw
+/// message delivery, and the filter policy `{"regions": [region, "*"]}` on
+/// message attributes (docs/ARCHITECTURE.md).
+pub async fn subscribe_region_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    topic_arn: &str,
+    queue: &Queue,
+    region: &str,
+) {
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue.arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        }],
+    });
+    sqs.set_queue_attributes()
+        .queue_url(&queue.url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("queue policy of {}: {e:?}", queue.url));
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(&queue.arn)
+        .attributes("RawMessageDelivery", "true")
+        .attributes("FilterPolicyScope", "MessageAttributes")
+        .attributes(
+            "FilterPolicy",
+            serde_json::json!({ "regions": [region, "*"] }).to_string(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("subscribe {} to {topic_arn}: {e:?}", queue.arn));
 }

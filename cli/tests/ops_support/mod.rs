@@ -140,35 +140,7 @@ pub async fn subscribed_queue(
         HashMap::from([(QueueAttributeName::VisibilityTimeout, "30".to_owned())]),
     )
     .await;
-    let policy = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "sns.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue.arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-        }],
-    });
-    sqs.set_queue_attributes()
-        .queue_url(&queue.url)
-        .attributes(QueueAttributeName::Policy, policy.to_string())
-        .send()
-        .await
-        .expect("set queue policy");
-    sns.subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(&queue.arn)
-        .attributes("RawMessageDelivery", "true")
-        .attributes("FilterPolicyScope", "MessageAttributes")
-        .attributes(
-            "FilterPolicy",
-            serde_json::json!({"regions": [region, "*"]}).to_string(),
-        )
-        .send()
-        .await
-        .expect("subscribe queue");
+    localstack::subscribe_region_queue(sns, sqs, topic_arn, &queue, region).await;
     queue
 }
 
