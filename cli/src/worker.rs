@@ -35,7 +35,7 @@ use regis_lambda::apply::{Engine, RedisOptions};
 use regis_lambda::config::DEFAULT_TOMBSTONE_HORIZON_SECONDS;
 use regis_lambda::dlq::SqsDeadLetters;
 use regis_lambda::metrics::{self, CycleMetrics};
-use regis_lambda::records::{Outcome, Processor, Record};
+use regis_lambda::records::{DEFAULT_APPLY_BUDGET_COMMANDS, Outcome, Processor, Record};
 use regis_wire::{DecodeLimits, Keyring, Mode};
 use tokio::sync::watch;
 use tracing::{Instrument as _, info, info_span, warn};
@@ -94,6 +94,20 @@ pub struct WorkerArgs {
     /// Visibility timeout of received messages, in seconds (default: the queue's own).
     #[arg(long, env = "REGIS_VISIBILITY_TIMEOUT", value_name = "SECONDS")]
     pub visibility_timeout: Option<u32>,
+    /// Most commands applied in one pipelined call; a receive's records are
+    /// decoded and applied in slices of this size, which bounds memory (a
+    /// record larger than this goes alone).
+    #[arg(long, env = "REGIS_APPLY_BUDGET", value_name = "COMMANDS", default_value_t = DEFAULT_APPLY_BUDGET_COMMANDS, value_parser = parse_apply_budget)]
+    pub apply_budget: usize,
+}
+
+/// `--apply-budget`: a whole number of commands, at least 1.
+fn parse_apply_budget(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Why the worker could not start.
@@ -213,7 +227,8 @@ pub async fn serve(
     };
     let dead_letters = SqsDeadLetters::new(sqs.clone(), args.dlq_url.clone());
     let worker = Arc::new(Worker {
-        processor: Processor::new(engine, dead_letters, DecodeLimits::default(), keyring),
+        processor: Processor::new(engine, dead_letters, DecodeLimits::default(), keyring)
+            .with_apply_budget(args.apply_budget),
         sqs,
         queue_url: args.queue_url.clone(),
         region: args.region.clone(),
@@ -226,6 +241,7 @@ pub async fn serve(
         receivers = args.receivers,
         mode = %args.mode,
         visibility_timeout,
+        apply_budget = args.apply_budget,
         "worker started"
     );
 

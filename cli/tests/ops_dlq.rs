@@ -58,6 +58,7 @@ async fn park_poison(sqs: &aws_sdk_sqs::Client, queue_url: &str, dlq_url: &str, 
         receivers: 1,
         wait_seconds: 1,
         visibility_timeout: Some(5),
+        apply_budget: regis_lambda::records::DEFAULT_APPLY_BUDGET_COMMANDS,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn({

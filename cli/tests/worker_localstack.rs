@@ -94,6 +94,7 @@ fn args(queue_url: &str, dlq_url: &str, redis_url: &str) -> WorkerArgs {
         wait_seconds: 1,
         // Taken from the queue (2 s), as in production.
         visibility_timeout: None,
+        apply_budget: regis_lambda::records::DEFAULT_APPLY_BUDGET_COMMANDS,
     }
 }
 

@@ -2,9 +2,16 @@
 //!
 //! A [`Processor`] takes the SQS records of one invocation (or one receive),
 //! decodes each, refuses batches written for the other apply mode, applies
-//! every decoded batch in a single [`Apply::apply`] call (pipelined: one
-//! round trip for many commands), parks permanent failures in the
-//! dead-letter queue and returns one [`Outcome`] per record, in order.
+//! the decoded batches in as few [`Apply::apply`] calls as its command
+//! budget allows (pipelined: one round trip for many commands), parks
+//! permanent failures in the dead-letter queue and returns one [`Outcome`]
+//! per record, in order.
+//!
+//! Records are decoded and applied in slices of at most
+//! [`DEFAULT_APPLY_BUDGET_COMMANDS`] commands (a record larger than the
+//! budget goes alone), and only a small verdict per record is kept between
+//! slices: a decoded command and its pipeline cost a few KiB, so memory is
+//! bounded by the budget rather than by records × batch size.
 //!
 //! The rule it keeps: nothing is ever dropped without being applied or
 //! parked. A record is [`Outcome::is_done`] (to be deleted from its queue)
@@ -25,6 +32,12 @@ use crate::report;
 /// How long to wait for Sentry to send what a call captured before it
 /// returns (a Lambda may be frozen right after it answers).
 pub const SENTRY_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default most commands handed to one [`Apply::apply`] call. Ten records
+/// of small batches still go in one call; ten batches of ~1 MiB (about
+/// 11,000 commands each) go one or two at a time, which keeps a worker's
+/// memory in the tens of MiB instead of hundreds.
+pub const DEFAULT_APPLY_BUDGET_COMMANDS: usize = 20_000;
 
 /// One SQS message, as the Lambda event and `ReceiveMessage` both deliver it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +197,7 @@ pub struct Processor<A, D> {
     dead_letters: D,
     limits: DecodeLimits,
     keyring: Keyring,
+    budget_commands: usize,
 }
 
 impl<A: Apply, D: DeadLetters> Processor<A, D> {
@@ -195,7 +209,21 @@ impl<A: Apply, D: DeadLetters> Processor<A, D> {
             dead_letters,
             limits,
             keyring,
+            budget_commands: DEFAULT_APPLY_BUDGET_COMMANDS,
         }
+    }
+
+    /// Caps the commands handed to one [`Apply::apply`] call at
+    /// `budget_commands` (at least 1; a record larger than the budget is
+    /// applied alone). Default: [`DEFAULT_APPLY_BUDGET_COMMANDS`].
+    pub fn with_apply_budget(mut self, budget_commands: usize) -> Self {
+        self.budget_commands = budget_commands.max(1);
+        self
+    }
+
+    /// The most commands handed to one [`Apply::apply`] call.
+    pub fn apply_budget(&self) -> usize {
+        self.budget_commands
     }
 
     /// The apply step.
@@ -279,75 +307,270 @@ impl<A: Apply, D: DeadLetters> Processor<A, D> {
         outcomes
     }
 
-    /// Decodes every record, applies all decoded batches in one call and
-    /// judges each record.
+    /// Decodes the records in order, applies the decoded batches in slices
+    /// of at most the command budget and judges each record. Only the
+    /// verdicts outlive a slice.
     async fn judge(&self, records: &[Record], now_ms: u64) -> Vec<Verdict> {
-        let mode = self.applier.mode();
-        let mut decoded: Vec<Result<Batch, Verdict>> = Vec::with_capacity(records.len());
-        for record in records {
-            decoded.push(match regis_wire::decode(&record.body, &self.limits, &self.keyring) {
-                Ok(batch) if batch.header.mode != mode => Err(Verdict::Permanent {
-                    reason: "mode-mismatch",
-                    detail: format!(
-                        "batch written for {} mode, this applier runs {} mode",
-                        batch.header.mode, mode
-                    ),
-                    batch_id: Some(batch.header.id),
-                }),
-                Ok(batch) => Ok(batch),
-                Err(error) => Err(Verdict::Permanent {
-                    batch_id: None,
-                    reason: error.reason(),
-                    detail: error.to_string(),
-                }),
-            });
-        }
-
-        let batches: Vec<&Batch> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
-        let mut results = if batches.is_empty() {
-            Vec::new()
-        } else {
-            let span = info_span!("apply", batches = batches.len());
-            self.applier.apply(&batches, now_ms).instrument(span).await
-        };
-        // A short answer is a bug in the implementation: retry what it does
-        // not cover rather than guess.
-        results.resize_with(batches.len(), missing_result);
-        let mut results = results.into_iter();
-
-        records
-            .iter()
-            .zip(decoded)
-            .map(|(record, decoded)| {
-                let batch = match decoded {
-                    Ok(batch) => batch,
-                    Err(verdict) => return verdict,
-                };
-                let span = info_span!("batch", message_id = %record.message_id, batch_id = %batch.header.id);
-                let _entered = span.enter();
-                match results.next().unwrap_or_else(missing_result) {
-                    Ok(applied) => {
-                        let lag_ms = now_ms.saturating_sub(batch.header.published_at_ms);
-                        info!(
-                            commands = applied.commands,
-                            skipped_older = applied.skipped_older,
-                            type_conflicts = applied.type_conflicts,
-                            lag_ms,
-                            origin = %batch.header.origin,
-                            tenant = %batch.header.tenant,
-                            "applied"
-                        );
-                        Verdict::Applied { batch_id: batch.header.id, applied, lag_ms }
-                    }
-                    Err(failure) if failure.retryable => {
-                        warn!(reason = failure.reason, detail = %failure.detail, receive_count = record.receive_count, "retryable failure");
-                        Verdict::Retry { reason: failure.reason, detail: failure.detail }
-                    }
-                    Err(failure) => {
-                        Verdict::Permanent { batch_id: Some(batch.header.id), reason: failure.reason, detail: failure.detail }
-                    }
+        let mut verdicts: Vec<Option<Verdict>> = (0..records.len()).map(|_| None).collect();
+        let mut slice: Vec<(usize, Batch)> = Vec::new();
+        let mut slice_commands = 0usize;
+        for (index, record) in records.iter().enumerate() {
+            let batch = match self.decode(record) {
+                Ok(batch) => batch,
+                Err(verdict) => {
+                    verdicts[index] = Some(verdict);
+                    continue;
                 }
+            };
+            let commands = batch.commands.len();
+            if !slice.is_empty() && slice_commands.saturating_add(commands) > self.budget_commands {
+                self.apply_slice(records, std::mem::take(&mut slice), now_ms, &mut verdicts)
+                    .await;
+                slice_commands = 0;
+            }
+            slice_commands = slice_commands.saturating_add(commands);
+            slice.push((index, batch));
+        }
+        if !slice.is_empty() {
+            self.apply_slice(records, slice, now_ms, &mut verdicts).await;
+        }
+        verdicts
+            .into_iter()
+            .map(|verdict| {
+                verdict.unwrap_or_else(|| Verdict::Retry {
+                    reason: "no-result",
+                    detail: "the record was not judged".into(),
+                })
             })
             .collect()
+    }
+
+    /// Decodes one record and refuses a batch of the other apply mode.
+    fn decode(&self, record: &Record) -> Result<Batch, Verdict> {
+        let mode = self.applier.mode();
+        match regis_wire::decode(&record.body, &self.limits, &self.keyring) {
+            Ok(batch) if batch.header.mode != mode => Err(Verdict::Permanent {
+                reason: "mode-mismatch",
+                detail: format!(
+                    "batch written for {} mode, this applier runs {} mode",
+                    batch.header.mode, mode
+                ),
+                batch_id: Some(batch.header.id),
+            }),
+            Ok(batch) => Ok(batch),
+            Err(error) => Err(Verdict::Permanent {
+                batch_id: None,
+                reason: error.reason(),
+                detail: error.to_string(),
+            }),
+        }
+    }
+
+    /// Applies one slice of decoded batches (`(record index, batch)`) in a
+    /// single call and stores each record's verdict; the batches are
+    /// dropped when it returns.
+    async fn apply_slice(
+        &self,
+        records: &[Record],
+        slice: Vec<(usize, Batch)>,
+        now_ms: u64,
+        verdicts: &mut [Option<Verdict>],
+    ) {
+        let batches: Vec<&Batch> = slice.iter().map(|(_, batch)| batch).collect();
+        let span = info_span!("apply", batches = batches.len());
+        let mut results = self.applier.apply(&batches, now_ms).instrument(span).await;
+        drop(batches);
+        // A short answer is a bug in the implementation: retry what it does
+        // not cover rather than guess.
+        results.resize_with(slice.len(), missing_result);
+        for ((index, batch), result) in slice.into_iter().zip(results) {
+            let record = &records[index];
+            let span = info_span!("batch", message_id = %record.message_id, batch_id = %batch.header.id);
+            let _entered = span.enter();
+            verdicts[index] = Some(match result {
+                Ok(applied) => {
+                    let lag_ms = now_ms.saturating_sub(batch.header.published_at_ms);
+                    info!(
+                        commands = applied.commands,
+                        skipped_older = applied.skipped_older,
+                        type_conflicts = applied.type_conflicts,
+                        lag_ms,
+                        origin = %batch.header.origin,
+                        tenant = %batch.header.tenant,
+                        "applied"
+                    );
+                    Verdict::Applied {
+                        batch_id: batch.header.id,
+                        applied,
+                        lag_ms,
+                    }
+                }
+                Err(failure) if failure.retryable => {
+                    warn!(reason = failure.reason, detail = %failure.detail, receive_count = record.receive_count, "retryable failure");
+                    Verdict::Retry {
+                        reason: failure.reason,
+                        detail: failure.detail,
+                    }
+                }
+                Err(failure) => Verdict::Permanent {
+                    batch_id: Some(batch.header.id),
+                    reason: failure.reason,
+                    detail: failure.detail,
+                },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use regis_wire::{BatchHeader, Command, EncodeOptions, Version, VersionedCommand};
+
+    use super::*;
+    use crate::dlq::DlqError;
+
+    const NOW_MS: u64 = 1_700_000_001_000;
+
+    /// Applies nothing; records the command count of every batch of every call.
+    struct SizeRecorder {
+        calls: Mutex<Vec<Vec<usize>>>,
+    }
+
+    #[async_trait]
+    impl Apply for SizeRecorder {
+        fn mode(&self) -> Mode {
+            Mode::Lww
+        }
+
+        async fn apply(&self, batches: &[&Batch], _now_ms: u64) -> Vec<Result<Applied, ApplyFailure>> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(batches.iter().map(|b| b.commands.len()).collect());
+            batches
+                .iter()
+                .map(|b| {
+                    Ok(Applied {
+                        commands: b.commands.len(),
+                        ..Default::default()
+                    })
+                })
+                .collect()
+        }
+    }
+
+    /// Parks nothing; every record of these tests is applied or malformed.
+    struct KeepAll(Mutex<usize>);
+
+    #[async_trait]
+    impl DeadLetters for KeepAll {
+        async fn park(&self, letters: &[DeadLetter]) -> Vec<Result<(), DlqError>> {
+            *self.0.lock().unwrap() += letters.len();
+            letters.iter().map(|_| Ok(())).collect()
+        }
+    }
+
+    fn record(id: &str, commands: usize) -> Record {
+        let batch = Batch {
+            header: BatchHeader {
+                id: id.into(),
+                origin: "ap-southeast-1".into(),
+                published_at_ms: NOW_MS - 100,
+                tenant: "acme".into(),
+                mode: Mode::Lww,
+            },
+            commands: (0..commands)
+                .map(|i| {
+                    VersionedCommand::new(
+                        Version::new(NOW_MS - 100, i as u32, 1),
+                        Command::Set {
+                            key: format!("{id}:{i}").into_bytes(),
+                            value: b"v".to_vec(),
+                            expire_at_ms: None,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        Record {
+            message_id: format!("m-{id}"),
+            body: regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text,
+            receive_count: 1,
+            source_queue: "q".into(),
+        }
+    }
+
+    fn processor(budget: usize) -> Processor<SizeRecorder, KeepAll> {
+        Processor::new(
+            SizeRecorder {
+                calls: Mutex::new(Vec::new()),
+            },
+            KeepAll(Mutex::new(0)),
+            DecodeLimits::default(),
+            Keyring::default(),
+        )
+        .with_apply_budget(budget)
+    }
+
+    #[tokio::test]
+    async fn batches_are_applied_in_slices_bounded_by_the_budget() {
+        let p = processor(10);
+        // 4+4 fit; 4+4+4 would not. 25 is over the budget and goes alone.
+        let records: Vec<Record> = [4, 4, 4, 25, 3, 7, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| record(&format!("b{i}"), n))
+            .collect();
+        let outcomes = p.process(&records, NOW_MS).await;
+
+        let calls = p.applier().calls.lock().unwrap().clone();
+        assert_eq!(calls, vec![vec![4, 4], vec![4], vec![25], vec![3, 7], vec![1]]);
+        let applied: Vec<usize> = outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Applied { applied, .. } => applied.commands,
+                other => panic!("not applied: {other:?}"),
+            })
+            .collect();
+        assert_eq!(applied, vec![4, 4, 4, 25, 3, 7, 1], "one outcome per record, in order");
+    }
+
+    #[tokio::test]
+    async fn outcomes_keep_record_order_across_slices_with_malformed_records() {
+        let p = processor(5);
+        let mut records = vec![record("a", 3), record("b", 3), record("c", 2)];
+        records.insert(
+            1,
+            Record {
+                body: "{not a batch".into(),
+                ..record("bad", 1)
+            },
+        );
+        let outcomes = p.process(&records, NOW_MS).await;
+
+        assert_eq!(p.applier().calls.lock().unwrap().clone(), vec![vec![3], vec![3, 2]]);
+        assert!(matches!(&outcomes[0], Outcome::Applied { batch_id, .. } if batch_id == "a"));
+        assert!(matches!(&outcomes[1], Outcome::Parked { .. }), "{:?}", outcomes[1]);
+        assert!(matches!(&outcomes[2], Outcome::Applied { batch_id, .. } if batch_id == "b"));
+        assert!(matches!(&outcomes[3], Outcome::Applied { batch_id, .. } if batch_id == "c"));
+        assert_eq!(*p.dead_letters().0.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_default_budget_keeps_small_batches_in_one_call() {
+        let p = Processor::new(
+            SizeRecorder {
+                calls: Mutex::new(Vec::new()),
+            },
+            KeepAll(Mutex::new(0)),
+            DecodeLimits::default(),
+            Keyring::default(),
+        );
+        assert_eq!(p.apply_budget(), DEFAULT_APPLY_BUDGET_COMMANDS);
+        let records: Vec<Record> = (0..10).map(|i| record(&format!("s{i}"), 100)).collect();
+        p.process(&records, NOW_MS).await;
+        assert_eq!(p.applier().calls.lock().unwrap().len(), 1);
     }
 }
