@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use regis_wire::{
     BatchHeader, CommandList, Compression, DecodeLimits, ENVELOPE_OVERHEAD_BYTES, EncodeError, EncodeOptions, Keyring,
-    Mode, SigningKey, VersionedCommand, encode_list,
+    Mode, SigningKey, VersionedCommand, encode_owned_list,
 };
 
 use crate::clock::Clock;
@@ -204,7 +204,7 @@ impl Planner {
             compression: Compression::Zstd(compression_level(self.compression)),
             ..options.clone()
         };
-        let encoded = encode_list(&header, &list, &options)?;
+        let encoded = encode_owned_list(&header, list, &options)?;
         Ok(encoded.text.len() + tenant.attribute_bytes <= self.max_message_bytes)
     }
 }
@@ -322,13 +322,13 @@ impl Sealer {
             tracker.succeed();
             return;
         }
-        self.seal_part(&tenant, &list, commands, tracker, out);
+        self.seal_part(&tenant, list, commands, tracker, out);
     }
 
     fn seal_part(
         &mut self,
         tenant: &Arc<TenantInfo>,
-        list: &CommandList,
+        list: CommandList,
         mut commands: Vec<VersionedCommand>,
         tracker: Tracker,
         out: &mut Vec<Part>,
@@ -340,7 +340,7 @@ impl Sealer {
             tenant: tenant.name.to_string(),
             mode: self.mode,
         };
-        let encoded = match encode_list(&header, list, &self.options) {
+        let encoded = match encode_owned_list(&header, list, &self.options) {
             Ok(encoded) => encoded,
             Err(e) => return self.fail(tenant, header.id, &commands, tracker, e.to_string()),
         };
@@ -383,8 +383,8 @@ impl Sealer {
             }
         };
         let (left_tracker, right_tracker) = tracker.split(commands.len(), left_list.json_len() - 1);
-        self.seal_part(tenant, &left_list, commands, left_tracker, out);
-        self.seal_part(tenant, &right_list, right, right_tracker, out);
+        self.seal_part(tenant, left_list, commands, left_tracker, out);
+        self.seal_part(tenant, right_list, right, right_tracker, out);
     }
 
     fn fail(&self, tenant: &TenantInfo, id: String, commands: &[VersionedCommand], tracker: Tracker, why: String) {

@@ -138,12 +138,12 @@ impl CommandList {
         counter.0 + 1
     }
 
-    fn closed(&self) -> Vec<u8> {
+    /// The list's JSON, closed, without copying it.
+    fn into_closed(self) -> Vec<u8> {
         if self.count == 0 {
             return b"[]".to_vec();
         }
-        let mut json = Vec::with_capacity(self.json.len() + 1);
-        json.extend_from_slice(&self.json);
+        let mut json = self.json;
         json.push(b']');
         json
     }
@@ -181,34 +181,80 @@ pub fn encode(batch: &Batch, options: &EncodeOptions) -> Result<Encoded, EncodeE
     for command in &batch.commands {
         list.push(command)?;
     }
-    encode_list(&batch.header, &list, options)
+    encode_owned_list(&batch.header, list, options)
 }
 
 /// Encodes a header and an already serialized command list.
 pub fn encode_list(header: &BatchHeader, list: &CommandList, options: &EncodeOptions) -> Result<Encoded, EncodeError> {
-    let json = list.closed();
+    encode_owned_list(header, list.clone(), options)
+}
+
+std::thread_local! {
+    /// A compression context and output buffer per thread, kept between
+    /// messages: a fresh context per call allocates (and the kernel zeroes)
+    /// its tables and a bound-sized output every time.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>, Vec<u8>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compresses `json` at `level` and appends the base64 of the result, in
+/// quotes, to `text` when `keep(base64_len)` says so.
+fn compress_into(
+    json: &[u8],
+    level: i32,
+    text: &mut String,
+    keep: impl FnOnce(usize) -> bool,
+) -> Result<bool, EncodeError> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(l, _, _)| *l != level) {
+            *cell = Some((level, zstd::bulk::Compressor::new(level)?, Vec::new()));
+        }
+        let (_, compressor, out) = cell.as_mut().expect("just set");
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(json.len()));
+        compressor.compress_to_buffer(json, out)?;
+        let b64_len = out.len().div_ceil(3) * 4 + 2;
+        if !keep(b64_len) {
+            return Ok(false);
+        }
+        text.reserve(b64_len);
+        // Base64 needs no JSON escaping: quoting it makes the JSON string.
+        text.push('"');
+        BASE64.encode_string(&out[..], text);
+        text.push('"');
+        Ok(true)
+    })
+}
+
+/// [`encode_list`] taking the list by value, so its JSON is closed and
+/// compressed in place rather than copied.
+pub fn encode_owned_list(
+    header: &BatchHeader,
+    list: CommandList,
+    options: &EncodeOptions,
+) -> Result<Encoded, EncodeError> {
+    let n = list.len().to_string();
+    let json = list.into_closed();
     let uncompressed_bytes = json.len();
     let level = match options.compression {
         Compression::None => None,
         Compression::Zstd(level) => Some(level),
         Compression::Auto { level, min_bytes } => (json.len() >= min_bytes).then_some(level),
     };
-    let mut compressed_payload = None;
-    if let Some(level) = level {
-        let packed = zstd::bulk::compress(&json, level)?;
-        let b64_len = packed.len().div_ceil(3) * 4 + 2;
-        if matches!(options.compression, Compression::Zstd(_)) || b64_len < json.len() {
-            compressed_payload = Some(serde_json::to_string(&BASE64.encode(packed))?);
-        }
-    }
-    let compressed = compressed_payload.is_some();
-    let (enc, payload) = match compressed_payload {
-        Some(p) => ("zstd", p),
+    let always = matches!(options.compression, Compression::Zstd(_));
+    let mut payload = String::new();
+    let compressed = match level {
+        Some(level) => compress_into(&json, level, &mut payload, |b64_len| always || b64_len < json.len())?,
+        None => false,
+    };
+    let (enc, payload) = if compressed {
+        ("zstd", payload)
+    } else {
         // The list is JSON made by serde_json, hence UTF-8.
-        None => ("json", String::from_utf8(json).expect("serde_json writes UTF-8")),
+        ("json", String::from_utf8(json).expect("serde_json writes UTF-8"))
     };
     let ts = header.published_at_ms.to_string();
-    let n = list.len().to_string();
     let mut text =
         String::with_capacity(payload.len() + ENVELOPE_OVERHEAD_BYTES + header.id.len() + header.tenant.len());
     text.push_str("{\"regis\":");

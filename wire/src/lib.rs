@@ -36,7 +36,8 @@ mod version;
 pub use batch::{Batch, BatchHeader, FORMAT_VERSION, Mode};
 pub use codec::{
     CommandList, Compression, DecodeLimits, ENVELOPE_OVERHEAD_BYTES, EncodeOptions, Encoded,
-    SNS_DEFAULT_MAX_MESSAGE_BYTES, SNS_MAX_MESSAGE_BYTES, decode, encode, encode_list, peek_format_version,
+    SNS_DEFAULT_MAX_MESSAGE_BYTES, SNS_MAX_MESSAGE_BYTES, decode, encode, encode_list, encode_owned_list,
+    peek_format_version,
 };
 pub use command::{Command, DataType, FieldValues, VersionedCommand};
 pub use error::{CommandError, DecodeError, EncodeError, Limit, ParseError};
