@@ -384,6 +384,68 @@ async fn bookkeeping_lifetimes_follow_the_data() {
     assert!(bookkeeping_key(b"keep").starts_with(b"regis:v:{"));
 }
 
+/// A SET without expiry leaves its bookkeeping without TTL whatever came
+/// before it (an expiry, a deletion, another type), in the same script call
+/// or an earlier one: the guard for any shortcut around the PERSIST of `M`.
+#[tokio::test]
+async fn a_set_without_expiry_always_leaves_persistent_bookkeeping() {
+    let mut r = region(RedisOptions::default()).await;
+    let later = now_ms() + 3_600_000;
+    let set_x = |key: &[u8]| Command::Set {
+        key: b(key),
+        value: b(b"x"),
+        expire_at_ms: Some(later),
+    };
+    // Each command in its own call.
+    r.deliver(&[
+        at(100, 1, set_x(b"a")),
+        at(101, 1, set(b"a", b"v")),
+        at(100, 1, set(b"b", b"v")),
+        at(101, 1, Command::Del { key: b(b"b") }),
+        at(102, 1, set(b"b", b"v")),
+        at(100, 1, set(b"c", b"v")),
+        at(101, 1, set(b"c", b"w")),
+        at(100, 1, hset(b"d", b"f", b"v")),
+        at(101, 1, set(b"d", b"v")),
+        at(100, 1, Command::Del { key: b(b"e") }),
+        at(101, 1, set(b"e", b"v")),
+    ])
+    .await;
+    // All in one call.
+    let one = batch(
+        Mode::Lww,
+        "one",
+        vec![
+            at(100, 1, set(b"f", b"v")),
+            at(101, 1, Command::Del { key: b(b"f") }),
+            at(102, 1, set(b"f", b"v")),
+            at(100, 1, set_x(b"g")),
+            at(101, 1, set(b"g", b"v")),
+        ],
+    );
+    r.engine.apply(&[&one], now_ms()).await.remove(0).unwrap();
+    // A string that exists before the call, then deleted and set again in it.
+    let two = batch(
+        Mode::Lww,
+        "two",
+        vec![at(103, 1, Command::Del { key: b(b"c") }), at(104, 1, set(b"c", b"v"))],
+    );
+    r.engine.apply(&[&two], now_ms()).await.remove(0).unwrap();
+    for key in [b"a", b"b", b"c", b"d", b"e", b"f", b"g"] {
+        let m = bookkeeping_key(key);
+        let exists: bool = redis::cmd("EXISTS").arg(&m).query_async(&mut r.conn).await.unwrap();
+        assert!(exists, "bookkeeping of {}", String::from_utf8_lossy(key));
+        assert_eq!(
+            expiry_of(&mut r.conn, &m).await,
+            None,
+            "bookkeeping of {}",
+            String::from_utf8_lossy(key)
+        );
+        assert_eq!(expiry_of(&mut r.conn, key).await, None);
+        assert_eq!(r.get(key).await, Some(ModelValue::String(b(b"v"))));
+    }
+}
+
 #[tokio::test]
 async fn lost_script_cache_is_reloaded() {
     let mut r = region(RedisOptions::default()).await;
