@@ -51,6 +51,10 @@ pub const DEFAULT_MAX_COMMANDS_PER_SCRIPT: usize = 64;
 /// "Quotas related to messages": retention 60 s to 14 days, default 4 days),
 /// so a tombstone outlives any message still in flight.
 pub const DEFAULT_TOMBSTONE_HORIZON: Duration = Duration::from_secs(4 * 24 * 3600);
+/// Most commands sent in one pipeline. Several thousand commands already
+/// amortise the round trip; larger pipelines only cost memory (the request
+/// and the replies are held whole, a few KiB per command).
+pub const MAX_PIPELINE_COMMANDS: usize = 4_096;
 /// How many per-slot pipelines a cluster engine keeps in flight at once.
 const CLUSTER_CONCURRENCY: usize = 64;
 
@@ -336,11 +340,26 @@ impl Engine {
 
     /// Applies the commands of one group (everything on a single node, one
     /// slot on a cluster); one result per command.
+    ///
+    /// A pipeline is built whole before it is sent and its replies are read
+    /// whole, so a large group is sent as consecutive pipelines of at most
+    /// [`MAX_PIPELINE_COMMANDS`] commands (a whole number of script calls,
+    /// so the calls are the same as in one pipeline), one after the other:
+    /// the per-key order is kept and memory stays bounded.
     async fn run_group(&self, group: &[Item<'_>], now_ms: u64) -> Vec<ItemResult> {
-        match self.inner.mode {
-            Mode::Plain => self.run_plain(group).await,
-            Mode::Lww => self.run_lww(group, now_ms).await,
+        let per_call = self.inner.options.max_commands_per_script.max(1);
+        let piece = match self.inner.mode {
+            Mode::Plain => MAX_PIPELINE_COMMANDS,
+            Mode::Lww => (MAX_PIPELINE_COMMANDS / per_call).max(1) * per_call,
+        };
+        let mut results = Vec::with_capacity(group.len());
+        for part in group.chunks(piece) {
+            results.extend(match self.inner.mode {
+                Mode::Plain => self.run_plain(part).await,
+                Mode::Lww => self.run_lww(part, now_ms).await,
+            });
         }
+        results
     }
 
     async fn run_plain(&self, group: &[Item<'_>]) -> Vec<ItemResult> {
