@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything `make test` runs, in order, with a timing for each stage:
-#   1. local/up.sh             the local multi-region environment
-#   2. cargo test --workspace  unit, integration and end-to-end tests
-#   3. infra/check.sh          Terraform checks, when that script exists
-#   4. local/down.sh           always (trap), even after a failure
+#   1. cargo test --no-run     build every test target (and the regis binary)
+#   2. local/up.sh             the local multi-region environment
+#   3. cargo test --workspace  unit, integration and end-to-end tests
+#   4. infra/check.sh          Terraform checks, when that script exists
+#   5. local/down.sh           always (trap), even after a failure
 # Exits with the status of the first stage that failed.
 #
 # If the environment was already running before (a developer's `make up`),
@@ -53,7 +54,13 @@ trap finish EXIT
 # Interrupted: still stop the environment (the EXIT trap), and fail.
 trap 'if [ "$first_failure" -eq 0 ]; then first_failure=130; fi; exit' INT TERM
 
-run_stage up local/up.sh
+# Build every test target first, the regis binary among them: building it
+# once with the features the test targets unify to saves building the async
+# stack twice (a plain `cargo build -p regis-cli` resolves other features).
+run_stage build cargo test --workspace --no-run
+if [ "$first_failure" -eq 0 ]; then
+    REGIS_SKIP_BUILD=1 run_stage up local/up.sh
+fi
 if [ "$first_failure" -eq 0 ]; then
     run_stage "cargo test" cargo test --workspace
     if [ -x infra/check.sh ]; then

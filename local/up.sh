@@ -135,8 +135,12 @@ else
     if [ ! -f "$REGIS_ROOT/cli/Cargo.toml" ]; then
         die "the regis CLI (cli/) is not in this tree yet, so no workers can start; run with REGIS_NO_WORKERS=1 to bring up everything else"
     fi
-    step "building regis (cargo build -p regis-cli)"
-    cargo build --quiet -p regis-cli
+    if [ "${REGIS_SKIP_BUILD:-0}" = 1 ] && [ -x "$REGIS_ROOT/target/debug/regis" ]; then
+        step "REGIS_SKIP_BUILD=1: using the regis binary already built"
+    else
+        step "building regis (cargo build -p regis-cli)"
+        cargo build --quiet -p regis-cli
+    fi
     # In parallel: each start waits a moment to see that the worker stays up.
     worker_jobs=()
     for region in "${REGIONS[@]}"; do
