@@ -333,12 +333,14 @@ impl Worker {
         Ok(output.messages.unwrap_or_default())
     }
 
-    async fn handle(&self, messages: Vec<Message>) {
+    async fn handle(&self, mut messages: Vec<Message>) {
         let now = now_ms();
         self.counters
             .received
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
-        let records: Vec<Record> = messages.iter().map(|m| record(m, &self.queue_url)).collect();
+        // The bodies move into the records (a receive of ten 1 MiB
+        // messages is not held twice).
+        let records: Vec<Record> = messages.iter_mut().map(|m| record(m, &self.queue_url)).collect();
         let handles: Vec<&str> = messages.iter().filter_map(|m| m.receipt_handle()).collect();
 
         let outcomes = self
@@ -470,7 +472,8 @@ impl Worker {
 }
 
 /// The record of a received message.
-fn record(message: &Message, queue_url: &str) -> Record {
+/// The record of `message`, whose body it takes.
+fn record(message: &mut Message, queue_url: &str) -> Record {
     let receive_count = message
         .attributes()
         .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
@@ -478,7 +481,7 @@ fn record(message: &Message, queue_url: &str) -> Record {
         .unwrap_or(1);
     Record {
         message_id: message.message_id().unwrap_or_default().to_owned(),
-        body: message.body().unwrap_or_default().to_owned(),
+        body: message.body.take().unwrap_or_default(),
         receive_count,
         source_queue: queue_url.to_owned(),
     }
@@ -564,12 +567,12 @@ mod tests {
 
     #[test]
     fn records_carry_receive_count_and_queue() {
-        let message = Message::builder()
+        let mut message = Message::builder()
             .message_id("m1")
             .body("text")
             .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3")
             .build();
-        let r = record(&message, "http://q");
+        let r = record(&mut message, "http://q");
         assert_eq!(
             r,
             Record {
@@ -579,5 +582,6 @@ mod tests {
                 source_queue: "http://q".into()
             }
         );
+        assert_eq!(message.body(), None, "the body was moved, not copied");
     }
 }
