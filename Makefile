@@ -2,7 +2,7 @@
 # scripts under local/ so it can be read and run on its own.
 SHELL := /bin/bash
 
-.PHONY: up down test demo fmt lint check-infra bench
+.PHONY: up down test demo fmt lint check-infra bench fuzz
 
 ## up: start LocalStack, one redis-server and one worker per region; write .regis/env.json
 up:
@@ -49,3 +49,7 @@ bench:
 		status=0; target/release/regis-bench || status=$$?; \
 		local/down.sh; exit $$status; \
 	fi
+
+## fuzz: a coverage-guided cargo-fuzz run of the wire decoder (FUZZ_SECONDS=60)
+fuzz:
+	local/fuzz.sh run $${FUZZ_SECONDS:-60}

@@ -3,8 +3,9 @@
 #   1. cargo test --no-run     build every test target (and the regis binary)
 #   2. local/up.sh             the local multi-region environment
 #   3. cargo test --workspace  unit, integration and end-to-end tests
-#   4. infra/check.sh          Terraform checks, when that script exists
-#   5. local/down.sh           always (trap), even after a failure
+#   4. local/fuzz.sh smoke     the decoder's fuzz target builds and survives a short run
+#   5. infra/check.sh          Terraform checks, when that script exists
+#   6. local/down.sh           always (trap), even after a failure
 # Exits with the status of the first stage that failed.
 #
 # If the environment was already running before (a developer's `make up`),
@@ -63,6 +64,11 @@ if [ "$first_failure" -eq 0 ]; then
 fi
 if [ "$first_failure" -eq 0 ]; then
     run_stage "cargo test" cargo test --workspace
+    # The decoder's fuzz target (fuzz/, outside the workspace) must build,
+    # and a short run over the seeds must find nothing. Without cargo-fuzz's
+    # coverage instrumentation libFuzzer mutates blindly: a smoke test, not
+    # a fuzzing campaign (`make fuzz` runs that).
+    run_stage fuzz-smoke local/fuzz.sh smoke
     if [ -x infra/check.sh ]; then
         run_stage infra/check.sh infra/check.sh
     else
