@@ -39,7 +39,12 @@ impl RedisServer {
     /// Starts a server on a given port.
     pub fn start_on(port: u16, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory for redis-server");
-        let mut server = Self { port, extra_args: args.iter().map(|s| s.to_string()).collect(), dir, child: None };
+        let mut server = Self {
+            port,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            dir,
+            child: None,
+        };
         server.spawn();
         server
     }
@@ -48,7 +53,16 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .arg("--port")
             .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .args(&self.extra_args)
@@ -69,7 +83,11 @@ impl RedisServer {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                 panic!("redis-server on port {} exited at start: {status}", self.port);
             }
-            assert!(Instant::now() < deadline, "redis-server on port {} did not start", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not start",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -96,7 +114,9 @@ impl RedisServer {
 
     /// A synchronous connection (handy for assertions).
     pub fn connection(&self) -> redis::Connection {
-        self.client().get_connection().expect("connect to the test redis-server")
+        self.client()
+            .get_connection()
+            .expect("connect to the test redis-server")
     }
 
     /// True while the process runs.
@@ -142,20 +162,35 @@ impl RedisCluster {
         for (i, node) in nodes.iter().enumerate() {
             let mut con = node.connection();
             let first = i * per_node;
-            let last = if i == nodes.len() - 1 { 16383 } else { first + per_node - 1 };
+            let last = if i == nodes.len() - 1 {
+                16383
+            } else {
+                first + per_node - 1
+            };
             let slots: Vec<usize> = (first..=last).collect();
-            redis::cmd("CLUSTER").arg("ADDSLOTS").arg(&slots).exec(&mut con).expect("CLUSTER ADDSLOTS");
+            redis::cmd("CLUSTER")
+                .arg("ADDSLOTS")
+                .arg(&slots)
+                .exec(&mut con)
+                .expect("CLUSTER ADDSLOTS");
         }
         let mut first = nodes[0].connection();
         for node in &nodes[1..] {
-            redis::cmd("CLUSTER").arg("MEET").arg("127.0.0.1").arg(node.port()).exec(&mut first).expect("CLUSTER MEET");
+            redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(node.port())
+                .exec(&mut first)
+                .expect("CLUSTER MEET");
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         for node in &nodes {
             let mut con = node.connection();
             loop {
                 let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con).expect("CLUSTER INFO");
-                let known = info.lines().any(|l| l.trim() == format!("cluster_known_nodes:{}", nodes.len()));
+                let known = info
+                    .lines()
+                    .any(|l| l.trim() == format!("cluster_known_nodes:{}", nodes.len()));
                 if info.contains("cluster_state:ok") && known {
                     break;
                 }
