@@ -25,7 +25,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use regis_lambda::dlq::{SEND_MESSAGE_BATCH_MAX_BYTES, SEND_MESSAGE_BATCH_MAX_ENTRIES};
+use regis_lambda::dlq::{SEND_MESSAGE_BATCH_MAX_ENTRIES, plan_send_batches};
 use regis_wire::{DecodeLimits, Keyring};
 use serde_json::{Value, json};
 
@@ -541,21 +541,7 @@ async fn show(args: ShowArgs) -> Result<Outcome, OpsError> {
 /// Groups letters into `SendMessageBatch` calls (at most 10 entries and
 /// 256 KiB each).
 pub fn plan_sends(letters: &[&Letter]) -> Vec<std::ops::Range<usize>> {
-    let mut groups = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, letter) in letters.iter().enumerate() {
-        let size = letter.forwarded_size();
-        if i > start && (i - start == SEND_MESSAGE_BATCH_MAX_ENTRIES || bytes + size > SEND_MESSAGE_BATCH_MAX_BYTES) {
-            groups.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < letters.len() {
-        groups.push(start..letters.len());
-    }
-    groups
+    plan_send_batches(letters.iter().map(|letter| letter.forwarded_size()))
 }
 
 /// What a redrive did.

@@ -50,7 +50,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use regis_lambda::dlq::{SEND_MESSAGE_BATCH_MAX_BYTES, SEND_MESSAGE_BATCH_MAX_ENTRIES};
+use regis_lambda::dlq::{SEND_MESSAGE_BATCH_MAX_ENTRIES, plan_send_batches};
 use regis_publisher::{Attribute, AttributeValue, AwsSns, OutgoingMessage, SnsClient as _};
 use regis_wire::{
     Batch, BatchHeader, Command, CommandList, EncodeOptions, HybridClock, Mode, Version, VersionedCommand,
@@ -463,20 +463,7 @@ impl Batcher {
 /// Groups message texts into batch calls: at most 10 entries and
 /// 256 KiB together (SQS `SendMessageBatch`, SNS `PublishBatch`).
 pub fn group_messages(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut groups = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, size) in sizes.iter().enumerate() {
-        if i > start && (i - start == SEND_MESSAGE_BATCH_MAX_ENTRIES || bytes + size > SEND_MESSAGE_BATCH_MAX_BYTES) {
-            groups.push(start..i);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        groups.push(start..sizes.len());
-    }
-    groups
+    plan_send_batches(sizes.iter().copied())
 }
 
 /// Where the batches go.

@@ -85,11 +85,19 @@ fn clean(text: &str) -> String {
 /// `SendMessageBatch` call. A letter too big to share a call gets one of
 /// its own (SQS then decides).
 pub fn plan_batches(letters: &[DeadLetter]) -> Vec<std::ops::Range<usize>> {
+    plan_send_batches(letters.iter().map(DeadLetter::size))
+}
+
+/// Splits messages of the given sizes (body and attributes, in bytes) into
+/// consecutive index ranges that each fit one `SendMessageBatch` call (or
+/// SNS `PublishBatch`, which has the same limits): at most
+/// [`SEND_MESSAGE_BATCH_MAX_ENTRIES`] entries and
+/// [`SEND_MESSAGE_BATCH_MAX_BYTES`] together. A message too big to share a
+/// call gets one of its own.
+pub fn plan_send_batches(sizes: impl IntoIterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
     let mut groups = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, letter) in letters.iter().enumerate() {
-        let size = letter.size();
+    let (mut start, mut bytes, mut count) = (0, 0, 0);
+    for (i, size) in sizes.into_iter().enumerate() {
         let full = i - start == SEND_MESSAGE_BATCH_MAX_ENTRIES || bytes + size > SEND_MESSAGE_BATCH_MAX_BYTES;
         if i > start && full {
             groups.push(start..i);
@@ -97,9 +105,10 @@ pub fn plan_batches(letters: &[DeadLetter]) -> Vec<std::ops::Range<usize>> {
             bytes = 0;
         }
         bytes += size;
+        count = i + 1;
     }
-    if start < letters.len() {
-        groups.push(start..letters.len());
+    if start < count {
+        groups.push(start..count);
     }
     groups
 }
