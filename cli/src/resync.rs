@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use regis_lambda::dlq::{SEND_MESSAGE_BATCH_MAX_ENTRIES, plan_send_batches};
-use regis_publisher::{Attribute, AttributeValue, AwsSns, OutgoingMessage, SnsClient as _};
+use regis_publisher::{Attribute, AwsSns, OutgoingMessage, SnsClient as _, routing_attributes};
 use regis_wire::{
     Batch, BatchHeader, Command, CommandList, EncodeOptions, HybridClock, Mode, Version, VersionedCommand,
 };
@@ -619,21 +619,7 @@ async fn sink(args: &ResyncArgs, env: Option<&LocalEnv>, origin: &str) -> Result
     let regions = env
         .and_then(|e| e.tenants.get(&args.tenant).cloned())
         .unwrap_or_else(|| vec!["*".to_owned()]);
-    let attributes: std::sync::Arc<[Attribute]> = vec![
-        Attribute {
-            name: "tenant".into(),
-            value: AttributeValue::String(args.tenant.clone()),
-        },
-        Attribute {
-            name: "origin".into(),
-            value: AttributeValue::String(origin.to_owned()),
-        },
-        Attribute {
-            name: "regions".into(),
-            value: AttributeValue::StringArray(regions),
-        },
-    ]
-    .into();
+    let attributes: std::sync::Arc<[Attribute]> = routing_attributes(&args.tenant, origin, regions).into();
     Ok(Sink::Topic {
         sns: AwsSns::from_sdk_config(&sdk_config(&region, env).await),
         topic_arn,

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::config::TenantPolicy;
 use crate::error::{DeliveryError, FailureCause, PublishError};
 use crate::receipt::{BatchSlot, Tracker};
-use crate::sns::{Attribute, AttributeValue, OutgoingMessage};
+use crate::sns::{Attribute, OutgoingMessage, routing_attributes};
 use crate::stats::{Counters, add};
 
 /// Most commands in one batch: half of the decoder's default limit
@@ -70,20 +70,7 @@ impl TenantInfo {
         let regions = policy
             .and_then(|p| p.regions.clone())
             .unwrap_or_else(|| vec!["*".to_owned()]);
-        let attributes: Vec<Attribute> = vec![
-            Attribute {
-                name: "tenant".into(),
-                value: AttributeValue::String(name.to_owned()),
-            },
-            Attribute {
-                name: "origin".into(),
-                value: AttributeValue::String(origin.to_owned()),
-            },
-            Attribute {
-                name: "regions".into(),
-                value: AttributeValue::StringArray(regions),
-            },
-        ];
+        let attributes = routing_attributes(name, origin, regions);
         let attribute_bytes = attributes.iter().map(Attribute::size).sum::<usize>();
         let fixed_bytes = ENVELOPE_OVERHEAD_BYTES
             + BATCH_ID_LEN

@@ -83,6 +83,6 @@ pub use receipt::Receipt;
 pub use regis_wire::{Command, Compression, Mode, SigningKey};
 pub use sns::{
     Attribute, AttributeValue, BatchOutcome, EntryFailure, OutgoingMessage, PUBLISH_BATCH_MAX_ENTRIES, SnsClient,
-    message_size,
+    message_size, routing_attributes,
 };
 pub use stats::Stats;

@@ -63,6 +63,26 @@ impl Attribute {
     }
 }
 
+/// The attributes every batch carries, which the regional subscriptions'
+/// filter policies match (docs/ARCHITECTURE.md): `tenant`, `origin`, and
+/// `regions` (the tenant's allowed regions, `["*"]` when unrestricted).
+pub fn routing_attributes(tenant: &str, origin: &str, regions: Vec<String>) -> Vec<Attribute> {
+    vec![
+        Attribute {
+            name: "tenant".into(),
+            value: AttributeValue::String(tenant.to_owned()),
+        },
+        Attribute {
+            name: "origin".into(),
+            value: AttributeValue::String(origin.to_owned()),
+        },
+        Attribute {
+            name: "regions".into(),
+            value: AttributeValue::StringArray(regions),
+        },
+    ]
+}
+
 /// Bytes a message counts toward the topic's maximum message size.
 pub fn message_size(body: &str, attributes: &[Attribute]) -> usize {
     body.len() + attributes.iter().map(Attribute::size).sum::<usize>()
