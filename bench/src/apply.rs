@@ -11,7 +11,7 @@ use std::error::Error;
 use std::process::Command as Process;
 use std::time::Instant;
 
-use regis_lambda::apply::{Engine, RedisOptions};
+use regis_applier::apply::{Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{
     Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, HybridClock, Keyring, Mode, VersionedCommand, decode,

@@ -233,10 +233,10 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
         // a redis-server of its own, ten records per call as the Lambda
         // event source mapping would hand them over.
         let server = regis_testkit::RedisServer::start();
-        let engine = regis_lambda::apply::Engine::connect(
+        let engine = regis_applier::apply::Engine::connect(
             &server.url(),
             regis_wire::Mode::Lww,
-            regis_lambda::apply::RedisOptions::default(),
+            regis_applier::apply::RedisOptions::default(),
         )
         .await?;
         let batched_ms = apply::record_ms(&engine, &traffic.batched.bodies, cost::LAMBDA_BATCH_SIZE, now).await?;

@@ -25,7 +25,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageAttributeValue,
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use regis_lambda::dlq::{SEND_MESSAGE_BATCH_MAX_ENTRIES, plan_send_batches};
+use regis_aws::{BATCH_MAX_ENTRIES as SEND_MESSAGE_BATCH_MAX_ENTRIES, plan_batches as plan_send_batches};
 use regis_wire::{DecodeLimits, Keyring};
 use serde_json::{Value, json};
 

@@ -9,6 +9,5 @@ pub mod local_env;
 pub mod output;
 pub mod publish;
 pub mod resync;
-pub mod snapshot;
 pub mod verify;
 pub mod worker;

@@ -37,12 +37,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,aws=warn,hyper=warn".into()),
-        )
-        .init();
+    regis_applier::telemetry::init(
+        regis_applier::telemetry::LogFormat::Text,
+        std::env::var("RUST_LOG").ok().as_deref(),
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -62,7 +60,7 @@ fn main() -> ExitCode {
             let _sentry = args
                 .sentry_dsn
                 .as_deref()
-                .map(|dsn| regis_lambda::report::init(dsn, Some(args.region.clone())));
+                .map(|dsn| regis_applier::report::init(dsn, Some(args.region.clone())));
             runtime.block_on(worker::run(args)).map(drop).map_err(Into::into)
         }
     };

@@ -50,7 +50,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
-use regis_lambda::dlq::{SEND_MESSAGE_BATCH_MAX_ENTRIES, plan_send_batches};
+use regis_aws::{BATCH_MAX_ENTRIES as SEND_MESSAGE_BATCH_MAX_ENTRIES, plan_batches as plan_send_batches};
 use regis_publisher::{Attribute, AwsSns, OutgoingMessage, SnsClient as _, routing_attributes};
 use regis_wire::{
     Batch, BatchHeader, Command, CommandList, EncodeOptions, HybridClock, Mode, Version, VersionedCommand,
@@ -60,8 +60,9 @@ use serde_json::json;
 use crate::local_env::{EnvArgs, LocalEnv, pick, sdk_config};
 use crate::output::{OpsError, Outcome, print_json, progress};
 use crate::publish::{TopicArgs, arn_region, now_ms};
-use crate::snapshot::{self, Content, DEFAULT_SCAN_COUNT, ReadKey, data_key_of, is_bookkeeping};
 use crate::verify::{Source, connect};
+use regis_applier::apply::bookkeeping::Bookkeeping;
+use regis_applier::snapshot::{self, Content, DEFAULT_SCAN_COUNT, ReadKey, data_key_of, is_bookkeeping};
 
 /// A batch is closed when its commands' JSON reaches this size: with zstd
 /// the message is then far below the SQS/SNS limit, and without it (data
@@ -133,48 +134,6 @@ pub struct ResyncArgs {
     /// The local environment file.
     #[command(flatten)]
     pub env: EnvArgs,
-}
-
-/// A key's version bookkeeping, parsed.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Bookkeeping {
-    /// Newest whole-key write.
-    pub key: Option<Version>,
-    /// Newest expiry write.
-    pub expiry: Option<Version>,
-    /// The expiry it set: `Some(None)` for none.
-    pub expire_at: Option<Option<u64>>,
-    /// Per element (hash field, set or sorted-set member).
-    pub elements: HashMap<Vec<u8>, Version>,
-}
-
-impl Bookkeeping {
-    /// Parses the fields of `regis:v:{T}:K`.
-    pub fn parse(fields: &[(Vec<u8>, Vec<u8>)]) -> Self {
-        let version = |v: &[u8]| std::str::from_utf8(v).ok().and_then(Version::from_sortable);
-        let mut out = Self::default();
-        for (name, value) in fields {
-            match name.as_slice() {
-                b"k" => out.key = version(value),
-                b"e" => out.expiry = version(value),
-                b"x" => {
-                    out.expire_at = Some(std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()));
-                }
-                [b'f', element @ ..] => {
-                    if let Some(v) = version(value) {
-                        out.elements.insert(element.to_vec(), v);
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// True when there is nothing to go by.
-    pub fn is_empty(&self) -> bool {
-        self.key.is_none() && self.expiry.is_none() && self.elements.is_empty()
-    }
 }
 
 /// How a key was planned, for the summary.
@@ -833,7 +792,7 @@ mod tests {
     use rand::Rng as _;
 
     use super::*;
-    use crate::snapshot::KeyState;
+    use regis_applier::snapshot::KeyState;
 
     fn v(ms: u64) -> Version {
         Version::new(ms, 0, 1)

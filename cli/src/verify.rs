@@ -2,7 +2,7 @@
 //!
 //! Every region is compared against the first: each key of the first
 //! (found with `SCAN`) is read in every region, page by page, in pipelined
-//! round trips (see [`crate::snapshot`]), and compared on type, value
+//! round trips (see [`regis_applier::snapshot`]), and compared on type, value
 //! (members and scores included) and TTL, the TTLs within a tolerance since
 //! they are read at slightly different moments. A key the first region has
 //! and another lacks is *missing* there; then each other region is scanned
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::local_env::{EnvArgs, LocalEnv};
 use crate::output::{OpsError, Outcome, parse_seconds, print_json, progress, show_bytes};
-use crate::snapshot::{self, Content, DEFAULT_SCAN_COUNT, KeyState, is_bookkeeping};
+use regis_applier::snapshot::{self, Content, DEFAULT_SCAN_COUNT, KeyState, is_bookkeeping};
 
 /// `regis verify`.
 #[derive(Debug, Clone, clap::Args)]

@@ -1,9 +1,9 @@
 //! `regis worker`: the regional applier as a long-polling SQS worker.
 //!
-//! The same record handling as the Lambda function
-//! ([`regis_lambda::records::Processor`]), behind a receive loop instead of
-//! the Lambda runtime, for running outside Lambda (a container, a VM) and in
-//! the local environment, where LocalStack cannot run Lambda functions.
+//! The same [`Applier`] as the Lambda function, behind a receive loop
+//! instead of the Lambda runtime, for running outside Lambda (a container,
+//! a VM) and in the local environment, where LocalStack cannot run Lambda
+//! functions.
 //!
 //! Each of `--receivers` loops long-polls the queue (`ReceiveMessage`, up
 //! to 10 messages, `--wait-seconds`), processes what it got as one
@@ -14,6 +14,10 @@
 //! longer than half the visibility timeout its messages' visibility is
 //! extended (`ChangeMessageVisibilityBatch`), so a slow Redis does not make
 //! SQS hand them to another receiver.
+//!
+//! Every queue call goes through the shared [`QueueClient`], so the loop's
+//! logic is unit-tested on an in-memory queue below and against LocalStack
+//! in `cli/tests/worker_localstack.rs`.
 //!
 //! On SIGTERM or Ctrl-C the loops stop receiving (an outstanding long poll
 //! is abandoned: anything SQS handed to it reappears after the visibility
@@ -27,30 +31,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName,
-    QueueAttributeName,
-};
-use regis_lambda::apply::{Engine, RedisOptions};
-use regis_lambda::config::DEFAULT_TOMBSTONE_HORIZON_SECONDS;
-use regis_lambda::dlq::SqsDeadLetters;
-use regis_lambda::metrics::{self, CycleMetrics};
-use regis_lambda::records::{DEFAULT_APPLY_BUDGET_COMMANDS, Outcome, Processor, Record};
+use regis_applier::config::{DEFAULT_APPLY_BUDGET_COMMANDS, DEFAULT_TOMBSTONE_HORIZON_SECONDS, parse_apply_budget};
+use regis_applier::metrics::{self, CycleMetrics};
+use regis_applier::records::{Apply, Outcome, Processor, Record};
+use regis_applier::{Applier, ApplierConfig};
+use regis_aws::batch::RECEIVE_MAX_WAIT_SECONDS;
+use regis_aws::{QueueAttribute, QueueClient, QueueError, ReceiveOptions, ReceivedMessage};
 use regis_wire::{DecodeLimits, Keyring, Mode};
 use tokio::sync::watch;
 use tracing::{Instrument as _, info, info_span, warn};
 
-/// Most messages one `ReceiveMessage` call returns.
-/// Source: Amazon SQS API Reference, `ReceiveMessage`, `MaxNumberOfMessages` ("Valid values: 1 to 10").
-pub const RECEIVE_MAX_MESSAGES: i32 = 10;
-
-/// Longest long poll. Source: Amazon SQS API Reference, `ReceiveMessage`,
-/// `WaitTimeSeconds` (at most 20 seconds).
-pub const MAX_WAIT_SECONDS: u8 = 20;
+/// Longest long poll (re-exported for the flag's range).
+pub const MAX_WAIT_SECONDS: u8 = RECEIVE_MAX_WAIT_SECONDS;
 
 /// A batch's visibility is extended each time this fraction of the
 /// visibility timeout has passed while it is still being processed.
 pub const EXTEND_AFTER_FRACTION: f64 = 0.5;
+
+/// Pause after an empty receive when long polling is off (`--wait-seconds 0`).
+const EMPTY_SHORT_POLL_PAUSE: Duration = Duration::from_millis(100);
 
 /// Pause after a failed `ReceiveMessage` before trying again.
 const RECEIVE_ERROR_BACKOFF: Duration = Duration::from_secs(1);
@@ -101,15 +100,6 @@ pub struct WorkerArgs {
     pub apply_budget: usize,
 }
 
-/// `--apply-budget`: a whole number of commands, at least 1.
-fn parse_apply_budget(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -118,11 +108,34 @@ pub enum WorkerError {
     #[error("--signing-keys: {0}")]
     SigningKeys(#[from] regis_wire::KeySpecError),
     /// Redis cannot be reached or set up.
-    #[error("cannot connect to Redis: {0}")]
-    Redis(String),
+    #[error("cannot connect to Redis")]
+    Redis(#[source] regis_applier::apply::ApplyError),
     /// The queue's attributes cannot be read.
-    #[error("cannot read the queue's visibility timeout: {0}")]
-    Queue(String),
+    #[error("cannot read the queue's visibility timeout")]
+    Queue(#[source] QueueError),
+    /// The queue has no usable `VisibilityTimeout` attribute.
+    #[error("the queue reports no usable VisibilityTimeout")]
+    NoVisibilityTimeout,
+}
+
+impl WorkerArgs {
+    /// The applier's configuration: the one type the Lambda reads from its
+    /// environment, here filled from the flags (which fall back to the same
+    /// variables).
+    pub fn applier_config(&self) -> Result<ApplierConfig, WorkerError> {
+        Ok(ApplierConfig {
+            region: self.region.clone(),
+            redis_url: self.redis_url.clone(),
+            cluster: self.cluster,
+            dlq_url: self.dlq_url.clone(),
+            mode: self.mode,
+            keyring: Keyring::parse(self.signing_keys.as_deref().unwrap_or_default())?,
+            tombstone_horizon: Duration::from_secs(self.tombstone_horizon_seconds),
+            sentry_dsn: self.sentry_dsn.clone(),
+            limits: DecodeLimits::default(),
+            apply_budget: self.apply_budget,
+        })
+    }
 }
 
 /// What a worker did before it stopped.
@@ -169,11 +182,8 @@ impl Counters {
 /// from `AWS_ENDPOINT_URL`, which the SDK reads itself) and serves until
 /// SIGTERM or Ctrl-C.
 pub async fn run(args: WorkerArgs) -> Result<Summary, WorkerError> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(args.region.clone()))
-        .load()
-        .await;
-    serve(&args, aws_sdk_sqs::Client::new(&sdk), shutdown_signal()).await
+    let sdk = regis_aws::sdk::config(&args.region, &regis_aws::sdk::Endpoint::aws()).await;
+    serve(&args, Arc::new(regis_aws::SqsQueue::new(&sdk)), shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
@@ -205,31 +215,24 @@ pub async fn shutdown_signal() {
     info!("shutting down: no new receives, finishing batches in flight");
 }
 
-/// Serves the queue with `sqs` until `shutdown` resolves, then finishes the
-/// batches in flight and returns what was done.
+/// Serves the queue through `queues` until `shutdown` resolves, then
+/// finishes the batches in flight and returns what was done.
 pub async fn serve(
     args: &WorkerArgs,
-    sqs: aws_sdk_sqs::Client,
+    queues: Arc<dyn QueueClient>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Summary, WorkerError> {
-    let keyring = Keyring::parse(args.signing_keys.as_deref().unwrap_or_default())?;
-    let options = RedisOptions {
-        cluster: args.cluster,
-        tombstone_horizon: Duration::from_secs(args.tombstone_horizon_seconds),
-        ..Default::default()
-    };
-    let engine = Engine::connect(&args.redis_url, args.mode, options)
+    let config = args.applier_config()?;
+    let applier = Applier::connect(&config, Arc::clone(&queues))
         .await
-        .map_err(|e| WorkerError::Redis(e.to_string()))?;
+        .map_err(WorkerError::Redis)?;
     let visibility_timeout = match args.visibility_timeout {
         Some(seconds) => seconds,
-        None => queue_visibility_timeout(&sqs, &args.queue_url).await?,
+        None => queue_visibility_timeout(queues.as_ref(), &args.queue_url).await?,
     };
-    let dead_letters = SqsDeadLetters::new(sqs.clone(), args.dlq_url.clone());
     let worker = Arc::new(Worker {
-        processor: Processor::new(engine, dead_letters, DecodeLimits::default(), keyring)
-            .with_apply_budget(args.apply_budget),
-        sqs,
+        processor: applier.into_processor(),
+        queues,
         queue_url: args.queue_url.clone(),
         region: args.region.clone(),
         wait_seconds: args.wait_seconds.min(MAX_WAIT_SECONDS),
@@ -265,24 +268,19 @@ pub async fn serve(
     Ok(summary)
 }
 
-async fn queue_visibility_timeout(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u32, WorkerError> {
-    let output = sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::VisibilityTimeout)
-        .send()
+async fn queue_visibility_timeout(queues: &dyn QueueClient, queue_url: &str) -> Result<u32, WorkerError> {
+    queues
+        .attribute(queue_url, QueueAttribute::VisibilityTimeout)
         .await
-        .map_err(|e| WorkerError::Queue(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()))?;
-    output
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .map_err(WorkerError::Queue)?
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| WorkerError::Queue("no VisibilityTimeout attribute".into()))
+        .ok_or(WorkerError::NoVisibilityTimeout)
 }
 
-struct Worker {
-    processor: Processor<Engine, SqsDeadLetters>,
-    sqs: aws_sdk_sqs::Client,
+/// One region's receive loops: what each receiver shares.
+struct Worker<A> {
+    processor: Processor<A>,
+    queues: Arc<dyn QueueClient>,
     queue_url: String,
     region: String,
     wait_seconds: u8,
@@ -290,7 +288,7 @@ struct Worker {
     counters: Counters,
 }
 
-impl Worker {
+impl<A: Apply> Worker<A> {
     async fn receive_loop(&self, mut stop: watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
@@ -302,9 +300,17 @@ impl Worker {
                 received = self.receive() => received,
             };
             match received {
-                Ok(messages) if messages.is_empty() => {}
+                Ok(messages) if messages.is_empty() => {
+                    // A short poll that found nothing: pause rather than spin.
+                    if self.wait_seconds == 0 {
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            _ = tokio::time::sleep(EMPTY_SHORT_POLL_PAUSE) => {}
+                        }
+                    }
+                }
                 // Not raced against `stop`: a batch in flight is finished.
-                Ok(messages) => self.handle(messages).await,
+                Ok(messages) => self.handle(messages, now_ms()).await,
                 Err(error) => {
                     warn!(error = %error, "ReceiveMessage failed");
                     tokio::select! {
@@ -316,32 +322,24 @@ impl Worker {
         }
     }
 
-    async fn receive(&self) -> Result<Vec<Message>, String> {
-        let output = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(RECEIVE_MAX_MESSAGES)
-            .wait_time_seconds(i32::from(self.wait_seconds))
-            .visibility_timeout(self.visibility_timeout as i32)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(&e).to_string())?;
-        Ok(output.messages.unwrap_or_default())
+    async fn receive(&self) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let options = ReceiveOptions {
+            wait_seconds: self.wait_seconds,
+            visibility_timeout: Some(self.visibility_timeout),
+            ..ReceiveOptions::default()
+        };
+        self.queues.receive(&self.queue_url, options).await
     }
 
-    async fn handle(&self, mut messages: Vec<Message>) {
-        let now = now_ms();
+    /// Processes one receive's messages at `now` and deletes what is done.
+    async fn handle(&self, mut messages: Vec<ReceivedMessage>, now: u64) {
         self.counters
             .received
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
         // The bodies move into the records (a receive of ten 1 MiB
         // messages is not held twice).
         let records: Vec<Record> = messages.iter_mut().map(|m| record(m, &self.queue_url)).collect();
-        let handles: Vec<&str> = messages.iter().filter_map(|m| m.receipt_handle()).collect();
+        let handles: Vec<&str> = messages.iter().map(|m| m.receipt_handle.as_str()).collect();
 
         let outcomes = self
             .extending_visibility(self.processor.process(&records, now), &handles)
@@ -353,10 +351,12 @@ impl Worker {
             match outcome {
                 Outcome::Applied { .. } => self.counters.applied.fetch_add(1, Ordering::Relaxed),
                 Outcome::Parked { .. } => self.counters.parked.fetch_add(1, Ordering::Relaxed),
-                _ => self.counters.left_for_retry.fetch_add(1, Ordering::Relaxed),
+                Outcome::Retry { .. } | Outcome::ParkFailed { .. } => {
+                    self.counters.left_for_retry.fetch_add(1, Ordering::Relaxed)
+                }
             };
-            if let (true, Some(handle)) = (outcome.is_done(), message.receipt_handle()) {
-                done.push((message.message_id().unwrap_or_default(), handle));
+            if outcome.is_done() {
+                done.push((message.message_id.as_str(), message.receipt_handle.as_str()));
             }
         }
         self.delete(&done).await;
@@ -387,102 +387,42 @@ impl Worker {
     }
 
     async fn extend(&self, handles: &[&str]) {
-        let entries: Vec<_> = handles
-            .iter()
-            .enumerate()
-            .filter_map(|(i, handle)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(*handle)
-                    .visibility_timeout(self.visibility_timeout as i32)
-                    .build()
-                    .ok()
-            })
-            .collect();
         self.counters.extensions.fetch_add(1, Ordering::Relaxed);
-        match self
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => {
-                for failed in output.failed() {
-                    warn!(
-                        entry = failed.id(),
-                        code = failed.code(),
-                        message = failed.message(),
-                        "visibility extension refused"
-                    );
-                }
-            }
-            Err(e) => {
-                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ChangeMessageVisibilityBatch failed")
-            }
+        let results = self
+            .queues
+            .change_visibility_all(&self.queue_url, handles, self.visibility_timeout)
+            .await;
+        for error in results.into_iter().filter_map(Result::err) {
+            warn!(error = %error, "visibility extension failed");
         }
     }
 
-    /// Deletes applied and parked messages. A delete that fails leaves the
-    /// message to come back: it is applied again (which changes nothing) or
-    /// parked again.
+    /// Deletes applied and parked messages (`(message id, receipt handle)`).
+    /// A delete that fails leaves the message to come back: it is applied
+    /// again (which changes nothing) or parked again.
     async fn delete(&self, done: &[(&str, &str)]) {
         if done.is_empty() {
             return;
         }
-        let entries: Vec<_> = done
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (_, handle))| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(*handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        match self
-            .sqs
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            Ok(output) => {
-                self.counters
-                    .deleted
-                    .fetch_add(output.successful().len() as u64, Ordering::Relaxed);
-                for failed in output.failed() {
-                    let message_id = failed.id().parse::<usize>().ok().and_then(|i| done.get(i)).map(|d| d.0);
-                    warn!(
-                        message_id,
-                        code = failed.code(),
-                        message = failed.message(),
-                        "delete refused; the message will come back"
-                    );
+        let handles: Vec<&str> = done.iter().map(|(_, handle)| *handle).collect();
+        let results = self.queues.delete_all(&self.queue_url, &handles).await;
+        for ((message_id, _), result) in done.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    self.counters.deleted.fetch_add(1, Ordering::Relaxed);
                 }
-            }
-            Err(e) => {
-                warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed; the messages will come back")
+                Err(error) => warn!(message_id, error = %error, "delete failed; the message will come back"),
             }
         }
     }
 }
 
-/// The record of a received message.
 /// The record of `message`, whose body it takes.
-fn record(message: &mut Message, queue_url: &str) -> Record {
-    let receive_count = message
-        .attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
+fn record(message: &mut ReceivedMessage, queue_url: &str) -> Record {
     Record {
-        message_id: message.message_id().unwrap_or_default().to_owned(),
-        body: message.body.take().unwrap_or_default(),
-        receive_count,
+        message_id: message.message_id.clone(),
+        body: std::mem::take(&mut message.body),
+        receive_count: message.receive_count,
         source_queue: queue_url.to_owned(),
     }
 }
@@ -567,11 +507,13 @@ mod tests {
 
     #[test]
     fn records_carry_receive_count_and_queue() {
-        let mut message = Message::builder()
-            .message_id("m1")
-            .body("text")
-            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "3")
-            .build();
+        let mut message = ReceivedMessage {
+            message_id: "m1".into(),
+            receipt_handle: "h".into(),
+            body: "text".into(),
+            receive_count: 3,
+            ..Default::default()
+        };
         let r = record(&mut message, "http://q");
         assert_eq!(
             r,
@@ -582,6 +524,180 @@ mod tests {
                 source_queue: "http://q".into()
             }
         );
-        assert_eq!(message.body(), None, "the body was moved, not copied");
+        assert!(message.body.is_empty(), "the body was moved, not copied");
+    }
+
+    #[test]
+    fn worker_flags_make_the_applier_configuration() {
+        let mut argv = REQUIRED.to_vec();
+        argv.extend(["--mode", "plain", "--apply-budget", "7"]);
+        let config = Cli::try_parse_from(argv).unwrap().worker.applier_config().unwrap();
+        assert_eq!(config.region, "eu-west-1");
+        assert_eq!(config.mode, Mode::Plain);
+        assert_eq!(config.apply_budget, 7);
+        assert_eq!(config.tombstone_horizon.as_secs(), DEFAULT_TOMBSTONE_HORIZON_SECONDS);
+        let mut argv = REQUIRED.to_vec();
+        argv.extend(["--signing-keys", "nocolon"]);
+        let err = Cli::try_parse_from(argv).unwrap().worker.applier_config().unwrap_err();
+        assert!(matches!(err, WorkerError::SigningKeys(_)), "{err}");
+    }
+
+    /// Applies every batch, or fails every batch retryably while `down`;
+    /// optionally takes `delay` per call.
+    struct FakeApply {
+        down: std::sync::atomic::AtomicBool,
+        delay: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl Apply for FakeApply {
+        fn mode(&self) -> Mode {
+            Mode::Lww
+        }
+
+        async fn apply(
+            &self,
+            batches: &[&regis_wire::Batch],
+            _now_ms: u64,
+        ) -> Vec<Result<regis_applier::records::Applied, regis_applier::records::ApplyFailure>> {
+            tokio::time::sleep(self.delay).await;
+            let down = self.down.load(Ordering::Relaxed);
+            batches
+                .iter()
+                .map(|b| {
+                    if down {
+                        Err(regis_applier::records::ApplyFailure {
+                            retryable: true,
+                            reason: "redis-unavailable",
+                            detail: "connection refused".into(),
+                        })
+                    } else {
+                        Ok(regis_applier::records::Applied {
+                            commands: b.commands.len(),
+                            ..Default::default()
+                        })
+                    }
+                })
+                .collect()
+        }
+    }
+
+    const QUEUE: &str = "apply";
+    const DLQ: &str = "dlq";
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn worker(queues: &Arc<regis_testkit::MemoryQueue>, delay: Duration) -> Worker<FakeApply> {
+        let apply = FakeApply {
+            down: false.into(),
+            delay,
+        };
+        Worker {
+            processor: Processor::new(
+                apply,
+                regis_applier::dlq::DeadLetterQueue::new(queues.clone(), DLQ),
+                DecodeLimits::default(),
+                Keyring::default(),
+            ),
+            queues: queues.clone(),
+            queue_url: QUEUE.into(),
+            region: "eu-west-1".into(),
+            wait_seconds: 0,
+            visibility_timeout: 30,
+            counters: Counters::default(),
+        }
+    }
+
+    fn push(queues: &regis_testkit::MemoryQueue, body: String) {
+        queues.push(
+            QUEUE,
+            regis_aws::OutgoingMessage {
+                body,
+                ..Default::default()
+            },
+        );
+    }
+
+    async fn receive_and_handle<A: Apply>(w: &Worker<A>) {
+        let messages = w.receive().await.unwrap();
+        w.handle(messages, NOW).await;
+    }
+
+    #[tokio::test]
+    async fn applied_and_parked_messages_are_deleted_failed_ones_stay() {
+        let queues = Arc::new(regis_testkit::MemoryQueue::new());
+        let w = worker(&queues, Duration::ZERO);
+        push(&queues, regis_testkit::batches::set_batch_text("b1", Mode::Lww, NOW, 2));
+        push(&queues, "{not a batch".into());
+        receive_and_handle(&w).await;
+        assert!(queues.messages(QUEUE).is_empty(), "applied and parked are deleted");
+        assert_eq!(queues.messages(DLQ).len(), 1);
+        let summary = w.counters.summary();
+        assert_eq!(
+            (summary.received, summary.applied, summary.parked, summary.deleted),
+            (2, 1, 1, 2)
+        );
+
+        // Redis down: the message stays in the queue, invisible until its
+        // timeout passes, then comes back and is applied.
+        w.processor.applier().down.store(true, Ordering::Relaxed);
+        push(&queues, regis_testkit::batches::set_batch_text("b2", Mode::Lww, NOW, 1));
+        receive_and_handle(&w).await;
+        assert_eq!(queues.messages(QUEUE).len(), 1);
+        assert_eq!(w.counters.summary().left_for_retry, 1);
+        queues.expire_visibility(QUEUE);
+        w.processor.applier().down.store(false, Ordering::Relaxed);
+        receive_and_handle(&w).await;
+        assert!(queues.messages(QUEUE).is_empty());
+        assert_eq!(w.counters.summary().applied, 2);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_that_cannot_be_parked_is_not_deleted() {
+        let queues = Arc::new(regis_testkit::MemoryQueue::new());
+        let w = worker(&queues, Duration::ZERO);
+        push(&queues, "{not a batch".into());
+        let messages = w.receive().await.unwrap();
+        // The DLQ (and everything else) is down while the record is handled.
+        queues.fail_calls(true);
+        w.handle(messages, NOW).await;
+        queues.fail_calls(false);
+        assert_eq!(queues.messages(QUEUE).len(), 1, "never deleted unparked");
+        assert!(queues.messages(DLQ).is_empty());
+        assert_eq!(w.counters.summary().left_for_retry, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_batch_has_its_visibility_extended() {
+        let queues = Arc::new(regis_testkit::MemoryQueue::new());
+        // 30 s visibility, extended every 15 s; the apply takes 40 s.
+        let w = worker(&queues, Duration::from_secs(40));
+        push(&queues, regis_testkit::batches::set_batch_text("b1", Mode::Lww, NOW, 1));
+        receive_and_handle(&w).await;
+        assert_eq!(queues.visibility_changes(QUEUE), vec![30, 30]);
+        assert_eq!(w.counters.summary().extensions, 2);
+        assert!(queues.messages(QUEUE).is_empty());
+    }
+
+    #[tokio::test]
+    async fn receive_failures_back_off_and_the_loop_stops_on_request() {
+        let queues = Arc::new(regis_testkit::MemoryQueue::new());
+        let w = Arc::new(worker(&queues, Duration::ZERO));
+        queues.fail_calls(true);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let running = tokio::spawn({
+            let w = Arc::clone(&w);
+            async move { w.receive_loop(stop_rx).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        queues.fail_calls(false);
+        push(&queues, regis_testkit::batches::set_batch_text("b1", Mode::Lww, NOW, 1));
+        // The loop recovers after its back-off and applies the message.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while w.counters.summary().applied == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop_tx.send(true).unwrap();
+        running.await.unwrap();
+        assert_eq!(w.counters.summary().applied, 1);
     }
 }

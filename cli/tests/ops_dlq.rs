@@ -58,15 +58,19 @@ async fn park_poison(sqs: &aws_sdk_sqs::Client, queue_url: &str, dlq_url: &str, 
         receivers: 1,
         wait_seconds: 1,
         visibility_timeout: Some(5),
-        apply_budget: regis_lambda::records::DEFAULT_APPLY_BUDGET_COMMANDS,
+        apply_budget: regis_applier::records::DEFAULT_APPLY_BUDGET_COMMANDS,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn({
         let sqs = sqs.clone();
         async move {
-            serve(&args, sqs, async {
-                stopped.await.ok();
-            })
+            serve(
+                &args,
+                std::sync::Arc::new(regis_aws::SqsQueue::from_client(sqs)),
+                async {
+                    stopped.await.ok();
+                },
+            )
             .await
             .unwrap()
         }

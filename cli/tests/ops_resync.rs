@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ops_support::{apply_messages, assert_exit, batch, drain, json, now_ms, regis};
 use redis::Commands as _;
-use regis_lambda::apply::{Engine, RedisOptions};
+use regis_applier::apply::{Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_testkit::localstack;
 use regis_wire::{Batch, Command, Mode, Version};

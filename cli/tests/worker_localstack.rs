@@ -94,7 +94,7 @@ fn args(queue_url: &str, dlq_url: &str, redis_url: &str) -> WorkerArgs {
         wait_seconds: 1,
         // Taken from the queue (2 s), as in production.
         visibility_timeout: None,
-        apply_budget: regis_lambda::records::DEFAULT_APPLY_BUDGET_COMMANDS,
+        apply_budget: regis_applier::records::DEFAULT_APPLY_BUDGET_COMMANDS,
     }
 }
 
@@ -123,9 +123,13 @@ async fn worker_drains_the_queue_parks_poison_and_leaves_failures_to_the_redrive
         let args = args(&queue.url, &dlq.url, &redis.url());
         let sqs = sqs.clone();
         async move {
-            serve(&args, sqs, async {
-                let _ = stopped.await;
-            })
+            serve(
+                &args,
+                std::sync::Arc::new(regis_aws::SqsQueue::from_client(sqs)),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
         }
     });
@@ -213,9 +217,13 @@ async fn worker_extends_the_visibility_of_a_batch_that_outlasts_half_the_timeout
         let args = args(&queue.url, &dlq.url, &redis.url());
         let sqs = sqs.clone();
         async move {
-            serve(&args, sqs, async {
-                let _ = stopped.await;
-            })
+            serve(
+                &args,
+                std::sync::Arc::new(regis_aws::SqsQueue::from_client(sqs)),
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
         }
     });

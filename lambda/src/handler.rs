@@ -15,9 +15,8 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::dlq::DeadLetters;
-use crate::metrics::{self, CycleMetrics};
-use crate::records::{Apply, Outcome, Processor, Record};
+use regis_applier::metrics::{self, CycleMetrics};
+use regis_applier::records::{Apply, Outcome, Processor, Record};
 
 /// The invocation cannot say which records to deliver again.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,8 +65,8 @@ pub fn batch_response(records: &[Record], outcomes: &[Outcome]) -> Result<SqsBat
 
 /// Handles one invocation received at `now_ms`: processes its records,
 /// prints the invocation's metric line and answers which records failed.
-pub async fn handle_event<A: Apply, D: DeadLetters>(
-    processor: &Processor<A, D>,
+pub async fn handle_event<A: Apply>(
+    processor: &Processor<A>,
     region: &str,
     event: &SqsEvent,
     now_ms: u64,
@@ -80,17 +79,16 @@ pub async fn handle_event<A: Apply, D: DeadLetters>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
     use aws_lambda_events::event::sqs::SqsMessage;
-    use regis_wire::{
-        Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, Keyring, Mode, Version, VersionedCommand,
-    };
+    use regis_applier::dlq::DeadLetterQueue;
+    use regis_applier::records::{Applied, ApplyFailure};
+    use regis_testkit::{MemoryQueue, StoredMessage};
+    use regis_wire::{Batch, DecodeLimits, Keyring, Mode};
 
     use super::*;
-    use crate::dlq::{DeadLetter, DlqError};
-    use crate::records::{Applied, ApplyFailure};
 
     const NOW_MS: u64 = 1_700_000_001_000;
     const QUEUE_ARN: &str = "arn:aws:sqs:eu-west-1:000000000000:regis-eu-west-1";
@@ -137,50 +135,10 @@ mod tests {
         }
     }
 
-    /// Keeps parked letters in memory, or fails every send when `down`.
-    #[derive(Default)]
-    struct FakeDlq {
-        down: bool,
-        parked: Mutex<Vec<DeadLetter>>,
-    }
-
-    #[async_trait]
-    impl DeadLetters for FakeDlq {
-        async fn park(&self, letters: &[DeadLetter]) -> Vec<Result<(), DlqError>> {
-            if self.down {
-                return letters
-                    .iter()
-                    .map(|_| Err(DlqError::Call("connection refused".into())))
-                    .collect();
-            }
-            self.parked.lock().unwrap().extend_from_slice(letters);
-            letters.iter().map(|_| Ok(())).collect()
-        }
-    }
+    const DLQ: &str = "dlq";
 
     fn batch_text(id: &str, mode: Mode, commands: usize) -> String {
-        let batch = Batch {
-            header: BatchHeader {
-                id: id.into(),
-                origin: "ap-southeast-1".into(),
-                published_at_ms: NOW_MS - 250,
-                tenant: "acme".into(),
-                mode,
-            },
-            commands: (0..commands)
-                .map(|i| {
-                    VersionedCommand::new(
-                        Version::new(NOW_MS - 250, i as u32, 1),
-                        Command::Set {
-                            key: format!("k{i}").into_bytes(),
-                            value: b"v".to_vec(),
-                            expire_at_ms: None,
-                        },
-                    )
-                })
-                .collect(),
-        };
-        regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text
+        regis_testkit::batches::set_batch_text(id, mode, NOW_MS - 250, commands)
     }
 
     fn message(id: &str, body: &str) -> SqsMessage {
@@ -222,13 +180,32 @@ mod tests {
             .collect()
     }
 
-    fn processor(apply: FakeApply, dlq: FakeDlq) -> Processor<FakeApply, FakeDlq> {
-        Processor::new(apply, dlq, DecodeLimits::default(), Keyring::default())
+    fn processor_with(apply: FakeApply, keyring: Keyring) -> (Processor<FakeApply>, Arc<MemoryQueue>) {
+        let dlq = Arc::new(MemoryQueue::new());
+        let p = Processor::new(
+            apply,
+            DeadLetterQueue::new(dlq.clone(), DLQ),
+            DecodeLimits::default(),
+            keyring,
+        );
+        (p, dlq)
+    }
+
+    fn processor(apply: FakeApply) -> (Processor<FakeApply>, Arc<MemoryQueue>) {
+        processor_with(apply, Keyring::default())
+    }
+
+    fn parked(dlq: &MemoryQueue) -> Vec<StoredMessage> {
+        dlq.messages(DLQ)
+    }
+
+    fn attribute<'a>(message: &'a StoredMessage, name: &str) -> &'a str {
+        message.attributes.get(name).map_or("", |a| a.value.as_str())
     }
 
     #[tokio::test]
     async fn one_malformed_record_is_parked_and_the_nine_good_ones_applied() {
-        let p = processor(FakeApply::new(Mode::Lww, None), FakeDlq::default());
+        let (p, dlq) = processor(FakeApply::new(Mode::Lww, None));
         let response = handle_event(&p, "eu-west-1", &nine_good_one_bad(), NOW_MS)
             .await
             .unwrap();
@@ -241,14 +218,18 @@ mod tests {
         assert_eq!(calls.len(), 1, "all batches go to Redis in one pipelined call");
         assert_eq!(calls[0], ["b0", "b1", "b2", "b3", "b5", "b6", "b7", "b8", "b9"]);
 
-        let parked = p.dead_letters().parked.lock().unwrap().clone();
+        let parked = parked(&dlq);
         assert_eq!(parked.len(), 1);
-        assert_eq!(parked[0].message_id, "m4");
-        assert_eq!(parked[0].reason, "malformed");
+        assert_eq!(attribute(&parked[0], "message-id"), "m4");
+        assert_eq!(attribute(&parked[0], "reason"), "malformed");
         assert_eq!(parked[0].body, "{not a batch");
-        assert_eq!(parked[0].source_queue, QUEUE_ARN);
-        assert_eq!(parked[0].failed_at_ms, NOW_MS);
-        assert!(parked[0].detail.starts_with("malformed batch"), "{}", parked[0].detail);
+        assert_eq!(attribute(&parked[0], "source-queue"), QUEUE_ARN);
+        assert_eq!(attribute(&parked[0], "failed-at"), NOW_MS.to_string());
+        assert!(
+            attribute(&parked[0], "detail").starts_with("malformed batch"),
+            "{}",
+            attribute(&parked[0], "detail")
+        );
     }
 
     #[tokio::test]
@@ -258,7 +239,7 @@ mod tests {
             reason: "redis-unavailable",
             detail: "connection refused".into(),
         };
-        let p = processor(FakeApply::new(Mode::Lww, Some(down)), FakeDlq::default());
+        let (p, dlq) = processor(FakeApply::new(Mode::Lww, Some(down)));
         let e = event(
             (0..10)
                 .map(|i| message(&format!("m{i}"), &batch_text(&format!("b{i}"), Mode::Lww, 2)))
@@ -268,21 +249,13 @@ mod tests {
 
         let expected: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
         assert_eq!(failures(&response), expected);
-        assert!(
-            p.dead_letters().parked.lock().unwrap().is_empty(),
-            "retryable failures are not parked"
-        );
+        assert!(parked(&dlq).is_empty(), "retryable failures are not parked");
     }
 
     #[tokio::test]
     async fn a_dlq_outage_sends_the_permanent_record_back_to_the_queue() {
-        let p = processor(
-            FakeApply::new(Mode::Lww, None),
-            FakeDlq {
-                down: true,
-                ..Default::default()
-            },
-        );
+        let (p, dlq) = processor(FakeApply::new(Mode::Lww, None));
+        dlq.fail_calls(true);
         let response = handle_event(&p, "eu-west-1", &nine_good_one_bad(), NOW_MS)
             .await
             .unwrap();
@@ -292,7 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn batches_of_the_other_mode_are_parked_as_mode_mismatch() {
-        let p = processor(FakeApply::new(Mode::Lww, None), FakeDlq::default());
+        let (p, dlq) = processor(FakeApply::new(Mode::Lww, None));
         let e = event(vec![
             message("m0", &batch_text("b0", Mode::Plain, 1)),
             message("m1", &batch_text("b1", Mode::Lww, 1)),
@@ -314,7 +287,7 @@ mod tests {
             "{outcomes:?}"
         );
         assert_eq!(p.applier().calls.lock().unwrap()[0], ["b1"]);
-        assert_eq!(p.dead_letters().parked.lock().unwrap()[0].reason, "mode-mismatch");
+        assert_eq!(attribute(&parked(&dlq)[0], "reason"), "mode-mismatch");
     }
 
     #[tokio::test]
@@ -324,7 +297,7 @@ mod tests {
             reason: "redis-refused",
             detail: "ERR unknown command".into(),
         };
-        let p = processor(FakeApply::new(Mode::Lww, Some(refused)), FakeDlq::default());
+        let (p, dlq) = processor(FakeApply::new(Mode::Lww, Some(refused)));
         let response = handle_event(
             &p,
             "eu-west-1",
@@ -334,9 +307,9 @@ mod tests {
         .await
         .unwrap();
         assert!(failures(&response).is_empty());
-        let parked = p.dead_letters().parked.lock().unwrap().clone();
+        let parked = parked(&dlq);
         assert_eq!(
-            (parked[0].reason.as_str(), parked[0].detail.as_str()),
+            (attribute(&parked[0], "reason"), attribute(&parked[0], "detail")),
             ("redis-refused", "ERR unknown command")
         );
     }
@@ -344,12 +317,7 @@ mod tests {
     #[tokio::test]
     async fn signed_batches_are_required_when_keys_are_configured() {
         let keyring = Keyring::parse("k1:MDEyMzQ1Njc4OWFiY2RlZg==").unwrap();
-        let p = Processor::new(
-            FakeApply::new(Mode::Lww, None),
-            FakeDlq::default(),
-            DecodeLimits::default(),
-            keyring,
-        );
+        let (p, dlq) = processor_with(FakeApply::new(Mode::Lww, None), keyring);
         let response = handle_event(
             &p,
             "eu-west-1",
@@ -359,7 +327,7 @@ mod tests {
         .await
         .unwrap();
         assert!(failures(&response).is_empty());
-        assert_eq!(p.dead_letters().parked.lock().unwrap()[0].reason, "unsigned");
+        assert_eq!(attribute(&parked(&dlq)[0], "reason"), "unsigned");
         assert!(
             p.applier().calls.lock().unwrap().is_empty(),
             "nothing to apply, no call"
@@ -373,7 +341,7 @@ mod tests {
             reason: "redis-unavailable",
             detail: String::new(),
         };
-        let p = processor(FakeApply::new(Mode::Lww, Some(down)), FakeDlq::default());
+        let (p, _dlq) = processor(FakeApply::new(Mode::Lww, Some(down)));
         let mut m = message("", &batch_text("b0", Mode::Lww, 1));
         m.message_id = None;
         assert_eq!(
@@ -407,7 +375,7 @@ mod tests {
                 .enable_all()
                 .build()
                 .unwrap();
-            let p = processor(FakeApply::new(Mode::Lww, None), FakeDlq::default());
+            let (p, _dlq) = processor(FakeApply::new(Mode::Lww, None));
             let response = runtime
                 .block_on(handle_event(&p, "eu-west-1", &nine_good_one_bad(), NOW_MS))
                 .unwrap();

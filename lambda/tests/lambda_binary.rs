@@ -321,7 +321,7 @@ async fn the_binary_answers_sqs_events_with_batch_item_failures() {
     let logs: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["target"] == "regis_lambda::records")
+        .filter(|v| v["target"] == "regis_applier::records")
         .collect();
     assert_eq!(logs.len(), 6, "{stdout}");
     let applied: Vec<(&str, &str)> = logs

@@ -49,13 +49,7 @@ pub async fn ensure_running() {
 
 /// SDK configuration for `region` with test credentials and the LocalStack endpoint.
 pub async fn sdk_config(region: &str) -> aws_config::SdkConfig {
-    let credentials = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "regis-testkit");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_owned()))
-        .endpoint_url(endpoint())
-        .credentials_provider(credentials)
-        .load()
-        .await
+    regis_aws::sdk::config(region, &regis_aws::sdk::Endpoint::local(endpoint())).await
 }
 
 /// An SQS client for `region`.

@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
-use regis_lambda::apply::Engine;
+use regis_applier::apply::Engine;
 use regis_testkit::localstack::{self, Queue};
 use regis_wire::{Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, Keyring, Mode, Version, VersionedCommand};
 

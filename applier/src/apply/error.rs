@@ -1,5 +1,7 @@
 //! What can go wrong when applying to Redis, and whether trying again helps.
 
+use std::sync::Arc;
+
 use redis::{ErrorKind, RedisError, ServerError, ServerErrorKind};
 
 /// Why a batch (or the engine) could not be applied.
@@ -21,11 +23,17 @@ pub enum ApplyError {
         engine: regis_wire::Mode,
     },
     /// The Redis URL or options cannot work (bad URL, unsupported scheme).
-    #[error("invalid Redis configuration: {0}")]
-    Config(String),
+    #[error("invalid Redis configuration: {detail}")]
+    Config {
+        /// What is wrong.
+        detail: String,
+        /// The client's error, when it found the problem.
+        #[source]
+        source: Option<Arc<RedisError>>,
+    },
     /// Redis is unreachable, the connection dropped, or a request timed out.
     #[error("Redis unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Arc<RedisError>),
     /// Redis is there but cannot take writes right now: loading a dump
     /// (`LOADING`), busy in a script (`BUSY`), in a failover (`READONLY`,
     /// `MASTERDOWN`), cluster not ready (`CLUSTERDOWN`, `TRYAGAIN`), slots
@@ -42,8 +50,14 @@ pub enum ApplyError {
     /// Authentication failed. The batch is fine; the applier's credentials
     /// are not, so the record is retried (and reaches the DLQ only if this
     /// lasts beyond the queue's receive count).
-    #[error("Redis authentication failed: {0}")]
-    Auth(String),
+    #[error("Redis authentication failed: {detail}")]
+    Auth {
+        /// The server's or client's message.
+        detail: String,
+        /// The client's error, when the failure came as one.
+        #[source]
+        source: Option<Arc<RedisError>>,
+    },
     /// Redis refused a command of the batch for its content (for example
     /// `WRONGTYPE` in plain mode): the same batch would fail again.
     #[error("Redis rejected {command} ({code}): {detail}")]
@@ -59,45 +73,57 @@ pub enum ApplyError {
     /// incompatible server, not something a retry fixes.
     #[error("unexpected reply from Redis: {0}")]
     UnexpectedReply(String),
+    /// The client could not read Redis's reply (a protocol or type error).
+    #[error("unreadable reply from Redis: {0}")]
+    Unreadable(#[source] Arc<RedisError>),
 }
 
 impl ApplyError {
     /// True when the same batch may succeed later (Redis down, busy, failing
     /// over); false when it would fail the same way again.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Busy { .. } | Self::Auth(_))
+        matches!(self, Self::Unavailable(_) | Self::Busy { .. } | Self::Auth { .. })
     }
 
     /// A stable, short code for metrics, logs and the DLQ's `reason` attribute.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::ModeMismatch { .. } => "mode-mismatch",
-            Self::Config(_) => "redis-config",
+            Self::Config { .. } => "redis-config",
             Self::Unavailable(_) => "redis-unavailable",
             Self::Busy { .. } => "redis-busy",
-            Self::Auth(_) => "redis-auth",
+            Self::Auth { .. } => "redis-auth",
             Self::Rejected { .. } => "redis-rejected",
-            Self::UnexpectedReply(_) => "redis-unexpected-reply",
+            Self::UnexpectedReply(_) | Self::Unreadable(_) => "redis-unexpected-reply",
         }
     }
 
     /// Classifies an error of a whole request (connection, timeout, or a
     /// server error for the request as a whole).
-    pub(crate) fn from_redis(err: &RedisError, command: &'static str) -> Self {
+    pub(crate) fn from_redis(err: RedisError, command: &'static str) -> Self {
         match err.kind() {
-            ErrorKind::Io | ErrorKind::ClusterConnectionNotFound => Self::Unavailable(err.to_string()),
-            ErrorKind::AuthenticationFailed => Self::Auth(err.to_string()),
-            ErrorKind::InvalidClientConfig => Self::Config(err.to_string()),
-            ErrorKind::Parse | ErrorKind::UnexpectedReturnType => Self::UnexpectedReply(err.to_string()),
+            ErrorKind::AuthenticationFailed => Self::Auth {
+                detail: err.to_string(),
+                source: Some(Arc::new(err)),
+            },
+            ErrorKind::InvalidClientConfig => Self::config(err),
+            ErrorKind::Parse | ErrorKind::UnexpectedReturnType => Self::Unreadable(Arc::new(err)),
             ErrorKind::Server(_) | ErrorKind::Extension => {
                 let code = err.code().unwrap_or("ERR").to_owned();
                 let detail = err.detail().unwrap_or_default().to_owned();
                 Self::from_code(code, detail, command)
             }
-            _ if err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal() => {
-                Self::Unavailable(err.to_string())
-            }
-            _ => Self::Unavailable(err.to_string()),
+            // Io, lost cluster connections, timeouts, refusals and whatever
+            // else the client reports: Redis could not take the request now.
+            _ => Self::Unavailable(Arc::new(err)),
+        }
+    }
+
+    /// A configuration the client refused.
+    pub(crate) fn config(err: RedisError) -> Self {
+        Self::Config {
+            detail: err.to_string(),
+            source: Some(Arc::new(err)),
         }
     }
 
@@ -114,7 +140,10 @@ impl ApplyError {
         if is_transient_code(&code) {
             Self::Busy { code, detail }
         } else if code == "NOAUTH" || code == "WRONGPASS" {
-            Self::Auth(format!("{code} {detail}"))
+            Self::Auth {
+                detail: format!("{code} {detail}"),
+                source: None,
+            }
         } else {
             Self::Rejected { command, code, detail }
         }
@@ -164,11 +193,11 @@ mod tests {
             "NOSCRIPT",
             "OOM",
         ] {
-            let err = ApplyError::from_redis(&server(code, "x"), "set");
+            let err = ApplyError::from_redis(server(code, "x"), "set");
             assert!(err.is_retryable(), "{code}: {err:?}");
             assert_eq!(err.reason(), "redis-busy");
         }
-        let err = ApplyError::from_redis(&server("WRONGTYPE", "Operation against a key"), "hset");
+        let err = ApplyError::from_redis(server("WRONGTYPE", "Operation against a key"), "hset");
         assert!(!err.is_retryable());
         assert_eq!(err.reason(), "redis-rejected");
         assert!(err.to_string().contains("hset"), "{err}");
@@ -177,9 +206,11 @@ mod tests {
     #[test]
     fn io_errors_are_retryable() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let err = ApplyError::from_redis(&RedisError::from(io), "set");
+        let err = ApplyError::from_redis(RedisError::from(io), "set");
         assert!(err.is_retryable());
         assert_eq!(err.reason(), "redis-unavailable");
+        let source = std::error::Error::source(&err).expect("the client's error is kept");
+        assert!(source.to_string().contains("refused"), "{source}");
     }
 
     #[test]

@@ -8,8 +8,8 @@ mod redis_support;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_support::{Dump, batch, diff, dump, now_ms};
-use regis_lambda::apply::model::LwwModel;
-use regis_lambda::apply::{Engine, RedisOptions};
+use regis_applier::apply::model::LwwModel;
+use regis_applier::apply::{Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{Batch, Command, HybridClock, Mode, VersionedCommand};
 

@@ -2,28 +2,14 @@
 //! Redis is down every record is reported as failed; once it is back the
 //! retried records are applied, and applying them again changes nothing.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use regis_lambda::apply::{Engine, RedisOptions};
-use regis_lambda::dlq::{DeadLetter, DeadLetters, DlqError};
-use regis_lambda::records::{Outcome, Processor, Record};
-use regis_testkit::RedisServer;
-use regis_wire::{
-    Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, HybridClock, Keyring, Mode, VersionedCommand,
-};
-
-/// Records what would be parked; this test expects nothing to be.
-#[derive(Default)]
-struct Parked(Mutex<Vec<DeadLetter>>);
-
-#[async_trait]
-impl DeadLetters for Parked {
-    async fn park(&self, letters: &[DeadLetter]) -> Vec<Result<(), DlqError>> {
-        self.0.lock().unwrap().extend_from_slice(letters);
-        letters.iter().map(|_| Ok(())).collect()
-    }
-}
+use regis_applier::apply::{Engine, RedisOptions};
+use regis_applier::dlq::DeadLetterQueue;
+use regis_applier::records::{Outcome, Processor, Record};
+use regis_testkit::batches::{batch, text};
+use regis_testkit::{MemoryQueue, RedisServer};
+use regis_wire::{Command, DecodeLimits, HybridClock, Keyring, Mode, VersionedCommand};
 
 const NOW_MS: u64 = 1_700_000_000_000;
 
@@ -31,29 +17,20 @@ fn records() -> Vec<Record> {
     let mut clock = HybridClock::new(1);
     (0..5)
         .map(|b| {
-            let batch = Batch {
-                header: BatchHeader {
-                    id: format!("b{b}"),
-                    origin: "ap-south-1".into(),
-                    published_at_ms: NOW_MS - 40,
-                    tenant: "acme".into(),
-                    mode: Mode::Lww,
-                },
-                commands: (0..4)
-                    .map(|k| {
-                        VersionedCommand::new(
-                            clock.tick(NOW_MS - 40),
-                            Command::HSet {
-                                key: format!("user:{b}").into_bytes(),
-                                fields: vec![(format!("f{k}").into_bytes(), vec![b as u8, k as u8, 0xff])],
-                            },
-                        )
-                    })
-                    .collect(),
-            };
+            let commands = (0..4)
+                .map(|k| {
+                    VersionedCommand::new(
+                        clock.tick(NOW_MS - 40),
+                        Command::HSet {
+                            key: format!("user:{b}").into_bytes(),
+                            fields: vec![(format!("f{k}").into_bytes(), vec![b as u8, k as u8, 0xff])],
+                        },
+                    )
+                })
+                .collect();
             Record {
                 message_id: format!("m{b}"),
-                body: regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text,
+                body: text(&batch(&format!("b{b}"), Mode::Lww, NOW_MS - 40, commands)),
                 receive_count: 1,
                 source_queue: "arn:aws:sqs:ap-south-1:000000000000:q".into(),
             }
@@ -79,7 +56,13 @@ async fn records_fail_while_redis_is_down_and_apply_once_when_retried() {
         ..Default::default()
     };
     let engine = Engine::connect(&redis.url(), Mode::Lww, options).await.unwrap();
-    let processor = Processor::new(engine, Parked::default(), DecodeLimits::default(), Keyring::default());
+    let dlq = Arc::new(MemoryQueue::new());
+    let processor = Processor::new(
+        engine,
+        DeadLetterQueue::new(dlq.clone(), "dlq"),
+        DecodeLimits::default(),
+        Keyring::default(),
+    );
     let records = records();
 
     redis.stop();
@@ -89,7 +72,7 @@ async fn records_fail_while_redis_is_down_and_apply_once_when_retried() {
         assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
         assert!(!outcome.is_done());
     }
-    assert!(processor.dead_letters().0.lock().unwrap().is_empty());
+    assert!(dlq.messages("dlq").is_empty());
 
     redis.restart();
     // The connection comes back by itself; until it does, records stay retryable.

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use regis_wire::{DecodeLimits, Keyring, Mode};
 
-/// Default of `REGIS_TOMBSTONE_HORIZON_SECONDS`: four days, the default
-/// retention period of an SQS queue, so a tombstone outlives any message
-/// still in flight.
-pub const DEFAULT_TOMBSTONE_HORIZON_SECONDS: u64 = 4 * 24 * 3600;
+pub use crate::records::DEFAULT_APPLY_BUDGET_COMMANDS;
+
+/// Default of `REGIS_TOMBSTONE_HORIZON_SECONDS`: the engine's
+/// [`DEFAULT_TOMBSTONE_HORIZON`](crate::apply::DEFAULT_TOMBSTONE_HORIZON),
+/// in seconds (one default, whoever reads the setting).
+pub const DEFAULT_TOMBSTONE_HORIZON_SECONDS: u64 = crate::apply::DEFAULT_TOMBSTONE_HORIZON.as_secs();
 
 /// Everything the applier needs to know about its region.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct ApplierConfig {
     pub sentry_dsn: Option<String>,
     /// Decoder limits.
     pub limits: DecodeLimits,
+    /// Most commands applied in one pipelined call (`REGIS_APPLY_BUDGET`).
+    pub apply_budget: usize,
 }
 
 /// A setting that is missing or cannot be read.
@@ -97,7 +101,23 @@ impl ApplierConfig {
             tombstone_horizon: Duration::from_secs(horizon),
             sentry_dsn: get("SENTRY_DSN"),
             limits: DecodeLimits::default(),
+            apply_budget: match get("REGIS_APPLY_BUDGET") {
+                Some(text) => parse_apply_budget(&text).map_err(|message| ConfigError::Invalid {
+                    name: "REGIS_APPLY_BUDGET",
+                    message,
+                })?,
+                None => DEFAULT_APPLY_BUDGET_COMMANDS,
+            },
         })
+    }
+}
+
+/// A command budget: a whole number, at least 1.
+pub fn parse_apply_budget(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -136,6 +156,7 @@ mod tests {
         assert!(c.keyring.is_empty());
         assert_eq!(c.tombstone_horizon, Duration::from_secs(345_600));
         assert_eq!(c.sentry_dsn, None);
+        assert_eq!(c.apply_budget, DEFAULT_APPLY_BUDGET_COMMANDS);
     }
 
     #[test]
@@ -147,6 +168,7 @@ mod tests {
             ("REGIS_SIGNING_KEYS", "k1:MDEyMzQ1Njc4OWFiY2RlZg=="),
             ("REGIS_TOMBSTONE_HORIZON_SECONDS", "60"),
             ("SENTRY_DSN", "https://key@sentry.invalid/1"),
+            ("REGIS_APPLY_BUDGET", "500"),
         ]);
         let c = config(&pairs).unwrap();
         assert_eq!(c.mode, Mode::Plain);
@@ -154,6 +176,7 @@ mod tests {
         assert!(!c.keyring.is_empty());
         assert_eq!(c.tombstone_horizon, Duration::from_secs(60));
         assert_eq!(c.sentry_dsn.as_deref(), Some("https://key@sentry.invalid/1"));
+        assert_eq!(c.apply_budget, 500);
     }
 
     #[test]
@@ -171,6 +194,15 @@ mod tests {
             config(&pairs),
             Err(ConfigError::Invalid {
                 name: "REGIS_REDIS_CLUSTER",
+                ..
+            })
+        ));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("REGIS_APPLY_BUDGET", "0"));
+        assert!(matches!(
+            config(&pairs),
+            Err(ConfigError::Invalid {
+                name: "REGIS_APPLY_BUDGET",
                 ..
             })
         ));

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use regis_wire::{Batch, DecodeLimits, Keyring, Mode};
 use tracing::{Instrument as _, info, info_span, warn};
 
-use crate::dlq::{DeadLetter, DeadLetters};
+use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::report;
 
 /// How long to wait for Sentry to send what a call captured before it
@@ -117,7 +117,6 @@ impl Apply for crate::apply::Engine {
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Outcome {
     /// The batch was applied (delete the record).
     Applied {
@@ -192,18 +191,18 @@ enum Verdict {
 
 /// Decodes, applies and parks: the record handling of one invocation.
 #[derive(Debug)]
-pub struct Processor<A, D> {
+pub struct Processor<A> {
     applier: A,
-    dead_letters: D,
+    dead_letters: DeadLetterQueue,
     limits: DecodeLimits,
     keyring: Keyring,
     budget_commands: usize,
 }
 
-impl<A: Apply, D: DeadLetters> Processor<A, D> {
+impl<A: Apply> Processor<A> {
     /// A processor that applies with `applier`, parks in `dead_letters` and
     /// decodes with `limits` and `keyring`.
-    pub fn new(applier: A, dead_letters: D, limits: DecodeLimits, keyring: Keyring) -> Self {
+    pub fn new(applier: A, dead_letters: DeadLetterQueue, limits: DecodeLimits, keyring: Keyring) -> Self {
         Self {
             applier,
             dead_letters,
@@ -232,7 +231,7 @@ impl<A: Apply, D: DeadLetters> Processor<A, D> {
     }
 
     /// Where permanent failures are parked.
-    pub fn dead_letters(&self) -> &D {
+    pub fn dead_letters(&self) -> &DeadLetterQueue {
         &self.dead_letters
     }
 
@@ -424,12 +423,12 @@ impl<A: Apply, D: DeadLetters> Processor<A, D> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
+    use regis_testkit::MemoryQueue;
     use regis_wire::{BatchHeader, Command, EncodeOptions, Version, VersionedCommand};
 
     use super::*;
-    use crate::dlq::DlqError;
 
     const NOW_MS: u64 = 1_700_000_001_000;
 
@@ -458,17 +457,6 @@ mod tests {
                     })
                 })
                 .collect()
-        }
-    }
-
-    /// Parks nothing; every record of these tests is applied or malformed.
-    struct KeepAll(Mutex<usize>);
-
-    #[async_trait]
-    impl DeadLetters for KeepAll {
-        async fn park(&self, letters: &[DeadLetter]) -> Vec<Result<(), DlqError>> {
-            *self.0.lock().unwrap() += letters.len();
-            letters.iter().map(|_| Ok(())).collect()
         }
     }
 
@@ -502,21 +490,23 @@ mod tests {
         }
     }
 
-    fn processor(budget: usize) -> Processor<SizeRecorder, KeepAll> {
-        Processor::new(
+    fn processor(budget: usize) -> (Processor<SizeRecorder>, Arc<MemoryQueue>) {
+        let dlq = Arc::new(MemoryQueue::new());
+        let p = Processor::new(
             SizeRecorder {
                 calls: Mutex::new(Vec::new()),
             },
-            KeepAll(Mutex::new(0)),
+            DeadLetterQueue::new(dlq.clone(), "dlq"),
             DecodeLimits::default(),
             Keyring::default(),
         )
-        .with_apply_budget(budget)
+        .with_apply_budget(budget);
+        (p, dlq)
     }
 
     #[tokio::test]
     async fn batches_are_applied_in_slices_bounded_by_the_budget() {
-        let p = processor(10);
+        let (p, _) = processor(10);
         // 4+4 fit; 4+4+4 would not. 25 is over the budget and goes alone.
         let records: Vec<Record> = [4, 4, 4, 25, 3, 7, 1]
             .iter()
@@ -539,7 +529,7 @@ mod tests {
 
     #[tokio::test]
     async fn outcomes_keep_record_order_across_slices_with_malformed_records() {
-        let p = processor(5);
+        let (p, dlq) = processor(5);
         let mut records = vec![record("a", 3), record("b", 3), record("c", 2)];
         records.insert(
             1,
@@ -555,7 +545,7 @@ mod tests {
         assert!(matches!(&outcomes[1], Outcome::Parked { .. }), "{:?}", outcomes[1]);
         assert!(matches!(&outcomes[2], Outcome::Applied { batch_id, .. } if batch_id == "b"));
         assert!(matches!(&outcomes[3], Outcome::Applied { batch_id, .. } if batch_id == "c"));
-        assert_eq!(*p.dead_letters().0.lock().unwrap(), 1);
+        assert_eq!(dlq.messages("dlq").len(), 1);
     }
 
     #[tokio::test]
@@ -564,7 +554,7 @@ mod tests {
             SizeRecorder {
                 calls: Mutex::new(Vec::new()),
             },
-            KeepAll(Mutex::new(0)),
+            DeadLetterQueue::new(Arc::new(MemoryQueue::new()), "dlq"),
             DecodeLimits::default(),
             Keyring::default(),
         );

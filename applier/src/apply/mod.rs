@@ -16,10 +16,14 @@
 //!
 //! Errors say whether a retry can help ([`ApplyError::is_retryable`]).
 
+pub mod bookkeeping;
+mod connection;
 mod error;
 mod lww;
 pub mod model;
 mod plain;
+mod run_lww;
+mod run_plain;
 pub mod slot;
 pub mod tags;
 
@@ -29,12 +33,11 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
-use redis::{Pipeline, RedisResult, Script, Value};
+use redis::Script;
 use regis_wire::{Batch, Mode, VersionedCommand};
 
+use connection::Conn;
+pub use connection::parse_url;
 pub use error::ApplyError;
 
 /// Default time to wait for a reply: generous, because one pipeline may carry
@@ -99,29 +102,6 @@ pub struct BatchApplied {
     pub type_conflicts: usize,
 }
 
-/// A connection that survives Redis restarts and failovers by itself.
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl Conn {
-    async fn query(&mut self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
-        match self {
-            Self::Single(c) => pipe.query_async(c).await,
-            Self::Cluster(c) => pipe.query_async(c).await,
-        }
-    }
-
-    async fn load(&mut self, script: &Script) -> RedisResult<String> {
-        match self {
-            Self::Single(c) => script.load_async(c).await,
-            Self::Cluster(c) => script.load_async(c).await,
-        }
-    }
-}
-
 struct Inner {
     conn: Conn,
     mode: Mode,
@@ -144,25 +124,11 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Parses a `redis://` or `rediss://` URL (with `user:password@` for
-/// AUTH/ACL), refusing other schemes, without connecting.
-pub fn parse_url(redis_url: &str) -> Result<redis::ConnectionInfo, ApplyError> {
-    use redis::IntoConnectionInfo as _;
-    if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
-        return Err(ApplyError::Config(
-            "the Redis URL must start with redis:// or rediss://".into(),
-        ));
-    }
-    redis_url
-        .into_connection_info()
-        .map_err(|e| ApplyError::Config(e.to_string()))
-}
-
 /// One command of one batch, on its way to Redis.
 #[derive(Clone, Copy)]
-struct Item<'a> {
-    batch: usize,
-    command: &'a VersionedCommand,
+pub(crate) struct Item<'a> {
+    pub(crate) batch: usize,
+    pub(crate) command: &'a VersionedCommand,
 }
 
 /// How long [`Engine::apply`] waits before trying a batch again whose
@@ -170,7 +136,7 @@ struct Item<'a> {
 pub const RECONNECT_GRACE: Duration = Duration::from_millis(300);
 
 /// What became of one command.
-type ItemResult = Result<lww::Code, ApplyError>;
+pub(crate) type ItemResult = Result<lww::Code, ApplyError>;
 
 impl Engine {
     /// Connects to Redis (a single node, or a cluster through a seed node)
@@ -178,36 +144,13 @@ impl Engine {
     /// retryable error when Redis cannot be reached, and with
     /// [`ApplyError::Config`] when the URL cannot work.
     pub async fn connect(redis_url: &str, mode: Mode, options: RedisOptions) -> Result<Engine, ApplyError> {
-        let info = parse_url(redis_url)?;
-        let mut conn = if options.cluster {
-            let client = ClusterClientBuilder::new(vec![info])
-                .connection_timeout(options.connect_timeout)
-                .response_timeout(options.response_timeout)
-                .build()
-                .map_err(|e| ApplyError::Config(e.to_string()))?;
-            let conn = client
-                .get_async_connection()
-                .await
-                .map_err(|e| ApplyError::from_redis(&e, "connect"))?;
-            Conn::Cluster(conn)
-        } else {
-            let client = redis::Client::open(info).map_err(|e| ApplyError::Config(e.to_string()))?;
-            let config = ConnectionManagerConfig::new()
-                .set_response_timeout(Some(options.response_timeout))
-                .set_connection_timeout(Some(options.connect_timeout))
-                .set_number_of_retries(3)
-                .set_max_delay(Duration::from_millis(500));
-            let manager = ConnectionManager::new_with_config(client, config)
-                .await
-                .map_err(|e| ApplyError::from_redis(&e, "connect"))?;
-            Conn::Single(manager)
-        };
+        let mut conn = Conn::open(redis_url, &options).await?;
         let script = lww::script();
         if mode == Mode::Lww {
             tags::warm_up();
             conn.load(&script)
                 .await
-                .map_err(|e| ApplyError::from_redis(&e, "script"))?;
+                .map_err(|e| ApplyError::from_redis(e, "script"))?;
         }
         let options = RedisOptions {
             max_commands_per_script: options.max_commands_per_script.max(1),
@@ -361,179 +304,6 @@ impl Engine {
         }
         results
     }
-
-    async fn run_plain(&self, group: &[Item<'_>]) -> Vec<ItemResult> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for item in group {
-            plain::push(&mut pipe, &item.command.command);
-        }
-        let mut conn = self.inner.conn.clone();
-        match conn.query(&pipe).await {
-            Ok(replies) if replies.len() == group.len() => group
-                .iter()
-                .zip(&replies)
-                .map(|(item, reply)| plain::check_reply(reply, &item.command.command).map(|()| lww::Code::Applied))
-                .collect(),
-            Ok(replies) => {
-                let err =
-                    ApplyError::UnexpectedReply(format!("{} replies for {} commands", replies.len(), group.len()));
-                vec![Err(err); group.len()]
-            }
-            Err(e) => vec![Err(ApplyError::from_redis(&e, "pipeline")); group.len()],
-        }
-    }
-
-    async fn run_lww(&self, group: &[Item<'_>], now_ms: u64) -> Vec<ItemResult> {
-        let per_call = self.inner.options.max_commands_per_script;
-        // Chunks as index ranges into `group`.
-        let chunks: Vec<std::ops::Range<usize>> = (0..group.len())
-            .step_by(per_call)
-            .map(|start| start..(start + per_call).min(group.len()))
-            .collect();
-        let mut results: Vec<Option<ItemResult>> = vec![None; group.len()];
-        let mut conn = self.inner.conn.clone();
-
-        let first = self.run_chunks(&mut conn, group, &chunks, now_ms).await;
-        let mut noscript = Vec::new();
-        let mut split = Vec::new();
-        for (range, outcome) in chunks.iter().zip(first) {
-            match outcome {
-                ChunkOutcome::NoScript => noscript.push(range.clone()),
-                ChunkOutcome::Failed(err) if !err.is_retryable() && spans_batches(&group[range.clone()]) => {
-                    split.extend(split_by_batch(group, range.clone()))
-                }
-                other => other.store(&mut results[range.clone()]),
-            }
-        }
-        if !noscript.is_empty() {
-            // The script cache was emptied (restart, failover, SCRIPT FLUSH):
-            // load it again and retry those calls once. Nothing of a call that
-            // got NOSCRIPT ran, so retrying is safe.
-            match conn.load(&self.inner.script).await {
-                Ok(_) => {
-                    let again = self.run_chunks(&mut conn, group, &noscript, now_ms).await;
-                    for (range, outcome) in noscript.iter().zip(again) {
-                        match outcome {
-                            ChunkOutcome::Failed(err)
-                                if !err.is_retryable() && spans_batches(&group[range.clone()]) =>
-                            {
-                                split.extend(split_by_batch(group, range.clone()))
-                            }
-                            other => other.store(&mut results[range.clone()]),
-                        }
-                    }
-                }
-                Err(e) => {
-                    let err = ApplyError::from_redis(&e, "script");
-                    for range in &noscript {
-                        ChunkOutcome::Failed(err.clone()).store(&mut results[range.clone()]);
-                    }
-                }
-            }
-        }
-        if !split.is_empty() {
-            // A call mixing several batches was refused for its content: run
-            // each batch's part alone, so only the guilty batch fails. Writes
-            // are idempotent, so re-running what already applied is harmless.
-            let again = self.run_chunks(&mut conn, group, &split, now_ms).await;
-            for (range, outcome) in split.iter().zip(again) {
-                outcome.store(&mut results[range.clone()]);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ApplyError::UnexpectedReply("command left without a result".into()))))
-            .collect()
-    }
-
-    /// Sends one pipeline with one `EVALSHA` per chunk.
-    async fn run_chunks(
-        &self,
-        conn: &mut Conn,
-        group: &[Item<'_>],
-        chunks: &[std::ops::Range<usize>],
-        now_ms: u64,
-    ) -> Vec<ChunkOutcome> {
-        let sha = self.inner.script.get_hash();
-        let horizon_ms = u64::try_from(self.inner.options.tombstone_horizon.as_millis()).unwrap_or(u64::MAX);
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for range in chunks {
-            pipe.add_command(lww::call(
-                sha,
-                group[range.clone()].iter().map(|i| i.command),
-                now_ms,
-                horizon_ms,
-            ));
-        }
-        match conn.query(&pipe).await {
-            Ok(replies) if replies.len() == chunks.len() => chunks
-                .iter()
-                .zip(&replies)
-                .map(|(range, reply)| match reply {
-                    Value::ServerError(err) if error::is_noscript(err) => ChunkOutcome::NoScript,
-                    Value::ServerError(err) => ChunkOutcome::Failed(ApplyError::from_server(err, "script")),
-                    reply => match lww::codes(reply, range.len()) {
-                        Ok(codes) => ChunkOutcome::Done(codes),
-                        Err(err) => ChunkOutcome::Failed(err),
-                    },
-                })
-                .collect(),
-            Ok(replies) => {
-                let err =
-                    ApplyError::UnexpectedReply(format!("{} replies for {} script calls", replies.len(), chunks.len()));
-                vec![ChunkOutcome::Failed(err); chunks.len()]
-            }
-            Err(e) => vec![ChunkOutcome::Failed(ApplyError::from_redis(&e, "script")); chunks.len()],
-        }
-    }
-}
-
-/// The result of one script call.
-#[derive(Clone)]
-enum ChunkOutcome {
-    Done(Vec<lww::Code>),
-    NoScript,
-    Failed(ApplyError),
-}
-
-impl ChunkOutcome {
-    fn store(self, slots: &mut [Option<ItemResult>]) {
-        match self {
-            Self::Done(codes) => {
-                for (slot, code) in slots.iter_mut().zip(codes) {
-                    *slot = Some(Ok(code));
-                }
-            }
-            Self::NoScript => {
-                let err = ApplyError::Busy {
-                    code: "NOSCRIPT".into(),
-                    detail: "script cache emptied again".into(),
-                };
-                slots.iter_mut().for_each(|slot| *slot = Some(Err(err.clone())));
-            }
-            Self::Failed(err) => slots.iter_mut().for_each(|slot| *slot = Some(Err(err.clone()))),
-        }
-    }
-}
-
-fn spans_batches(items: &[Item<'_>]) -> bool {
-    items.windows(2).any(|w| w[0].batch != w[1].batch)
-}
-
-/// Splits a range of `group` into maximal runs of one batch each.
-fn split_by_batch(group: &[Item<'_>], range: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = range.start;
-    for i in range.start + 1..range.end {
-        if group[i].batch != group[i - 1].batch {
-            out.push(start..i);
-            start = i;
-        }
-    }
-    out.push(start..range.end);
-    out
 }
 
 /// Folds one command's result into its batch's result. A retryable error

@@ -74,9 +74,9 @@
 use redis::{Cmd, Script, Value};
 use regis_wire::{Command, VersionedCommand};
 
+use super::bookkeeping::bookkeeping_key;
 use super::error::ApplyError;
 use super::plain::score;
-use super::tags::bookkeeping_key;
 
 /// The script's source.
 pub(crate) const SOURCE: &str = include_str!("lww.lua");

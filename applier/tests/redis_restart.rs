@@ -8,8 +8,8 @@ mod redis_support;
 use std::time::{Duration, Instant};
 
 use redis_support::{batch, now_ms, read_key};
-use regis_lambda::apply::model::ModelValue;
-use regis_lambda::apply::{Engine, RedisOptions};
+use regis_applier::apply::model::ModelValue;
+use regis_applier::apply::{Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{Batch, Command, HybridClock, Mode, VersionedCommand};
 

@@ -6,8 +6,8 @@ mod redis_support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use redis_support::{EXPIRY_TOLERANCE_MS, at, batch, diff, dump, now_ms, read_key};
-use regis_lambda::apply::model::{LwwModel, ModelValue};
-use regis_lambda::apply::{ApplyError, BatchApplied, Engine, RedisOptions};
+use regis_applier::apply::model::{LwwModel, ModelValue};
+use regis_applier::apply::{ApplyError, BatchApplied, Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{Command, Mode, VersionedCommand};
 

@@ -11,9 +11,10 @@
 //! sorted, sorted sets in Redis's own (score, member) order, so two
 //! regions' copies compare with `==` whatever their internal encoding.
 
+use crate::apply::bookkeeping::bookkeeping_key;
+pub use crate::apply::bookkeeping::{data_key_of, is_bookkeeping};
 use redis::aio::MultiplexedConnection;
 use redis::{Pipeline, Value};
-use regis_lambda::apply::tags::{BOOKKEEPING_PREFIX, bookkeeping_key};
 
 /// `COUNT` hint of each `SCAN` call by default: large, so a page is worth
 /// its two pipelined round trips.
@@ -87,19 +88,6 @@ pub struct ReadKey {
     /// The fields of `regis:v:{T}:K` (empty when there is no bookkeeping or
     /// it was not read).
     pub bookkeeping: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-/// True for the applier's version bookkeeping keys (`regis:v:...`).
-pub fn is_bookkeeping(key: &[u8]) -> bool {
-    key.starts_with(BOOKKEEPING_PREFIX)
-}
-
-/// The data key a bookkeeping key describes (`regis:v:{T}:K` gives `K`).
-pub fn data_key_of(bookkeeping: &[u8]) -> Option<&[u8]> {
-    let rest = bookkeeping.strip_prefix(BOOKKEEPING_PREFIX)?;
-    let rest = rest.strip_prefix(b"{")?;
-    let close = rest.iter().position(|&b| b == b'}')?;
-    rest[close + 1..].strip_prefix(b":")
 }
 
 /// One `SCAN` call: the next cursor (0 at the end) and a page of keys.

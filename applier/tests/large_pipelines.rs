@@ -2,7 +2,7 @@
 //! several consecutive pipelines: every command is applied once, in order,
 //! in both modes, and a second apply of the same batches changes nothing.
 
-use regis_lambda::apply::{Engine, MAX_PIPELINE_COMMANDS, RedisOptions};
+use regis_applier::apply::{Engine, MAX_PIPELINE_COMMANDS, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{Batch, BatchHeader, Command, HybridClock, Mode, VersionedCommand};
 

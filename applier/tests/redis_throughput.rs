@@ -7,7 +7,7 @@ mod redis_support;
 use std::time::Instant;
 
 use redis_support::{batch, now_ms};
-use regis_lambda::apply::{Engine, RedisOptions};
+use regis_applier::apply::{Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{Batch, Command, HybridClock, Mode, VersionedCommand};
 

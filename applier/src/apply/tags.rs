@@ -6,7 +6,7 @@
 //! slot of `K` whatever `K` looks like. Prefixing `K` with a fixed string is
 //! not enough (the prefix would change the slot unless `K` has a hash tag),
 //! and wrapping `K` itself in braces breaks when `K` contains braces. Instead
-//! the bookkeeping key is `regis:v:{T}:K`, where `T` is a short string whose
+//! the bookkeeping key is `regis:v:{T}:K` (see [`super::bookkeeping`]), where `T` is a short string whose
 //! own slot equals the slot of `K`: the braces make `T` the hash tag, so the
 //! key lands exactly where `K` is, and `K` is kept verbatim after it, so
 //! different keys never share a bookkeeping key.
@@ -19,9 +19,6 @@
 use std::sync::OnceLock;
 
 use super::slot::{SLOT_COUNT, key_slot};
-
-/// Prefix of every bookkeeping key; readers of data keys can skip these.
-pub const BOOKKEEPING_PREFIX: &[u8] = b"regis:v:";
 
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -84,19 +81,6 @@ pub fn warm_up() {
     table();
 }
 
-/// The bookkeeping key of data key `key`: `regis:v:{T}:` + `key`, in the
-/// same cluster slot as `key`.
-pub fn bookkeeping_key(key: &[u8]) -> Vec<u8> {
-    let tag = tag_for_slot(key_slot(key));
-    let mut out = Vec::with_capacity(BOOKKEEPING_PREFIX.len() + tag.len() + 3 + key.len());
-    out.extend_from_slice(BOOKKEEPING_PREFIX);
-    out.push(b'{');
-    out.extend_from_slice(tag);
-    out.extend_from_slice(b"}:");
-    out.extend_from_slice(key);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,17 +92,6 @@ mod tests {
             assert!(!tag.is_empty() && tag.len() <= 3);
             assert!(!tag.contains(&b'{') && !tag.contains(&b'}'));
             assert_eq!(key_slot(tag), slot, "tag {:?}", String::from_utf8_lossy(tag));
-        }
-    }
-
-    #[test]
-    fn bookkeeping_key_shares_the_slot_of_any_key() {
-        let keys: [&[u8]; 7] = [b"user:1", b"{tenant}:cart", b"a{b", b"}{", b"{}x", b"\xff\xfe\x00", b""];
-        for key in keys {
-            let m = bookkeeping_key(key);
-            assert_eq!(key_slot(&m), key_slot(key), "{key:?}");
-            assert!(m.starts_with(BOOKKEEPING_PREFIX));
-            assert!(m.ends_with(key));
         }
     }
 }

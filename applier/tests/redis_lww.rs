@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis_support::{at, batch, expiry_of, now_ms, read_key};
-use regis_lambda::apply::model::ModelValue;
-use regis_lambda::apply::tags::bookkeeping_key;
-use regis_lambda::apply::{ApplyError, BatchApplied, Engine, RedisOptions};
+use regis_applier::apply::bookkeeping::bookkeeping_key;
+use regis_applier::apply::model::ModelValue;
+use regis_applier::apply::{ApplyError, BatchApplied, Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{Command, Mode, Version, VersionedCommand};
 

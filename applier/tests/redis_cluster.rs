@@ -4,10 +4,10 @@
 mod redis_support;
 
 use redis_support::{batch, diff, now_ms, read_key};
-use regis_lambda::apply::model::LwwModel;
-use regis_lambda::apply::slot::key_slot;
-use regis_lambda::apply::tags::bookkeeping_key;
-use regis_lambda::apply::{BatchApplied, Engine, RedisOptions};
+use regis_applier::apply::bookkeeping::bookkeeping_key;
+use regis_applier::apply::model::LwwModel;
+use regis_applier::apply::slot::key_slot;
+use regis_applier::apply::{BatchApplied, Engine, RedisOptions};
 use regis_testkit::RedisCluster;
 use regis_wire::{Batch, Command, HybridClock, Mode, VersionedCommand};
 
