@@ -11,9 +11,23 @@ use std::sync::Arc;
 
 use regis_aws::{Attribute, OutgoingMessage, QueueClient, QueueError};
 
-/// The `detail` attribute is cut to this many characters: it is for a
-/// human reading `regis dlq show`, and must leave room for the body.
-pub const DETAIL_MAX_CHARS: usize = 1024;
+/// The `detail` attribute is cut to this many bytes (on a character
+/// boundary): it is for a human reading `regis dlq show`, and must leave
+/// room for the body.
+pub const DETAIL_MAX_BYTES: usize = 1024;
+
+/// `source-queue` and `message-id` are cut to this many bytes (an ARN or
+/// URL and an SQS message id are far shorter; the cut only bounds the
+/// worst case).
+pub const NAME_MAX_BYTES: usize = 256;
+
+/// The most bytes the DLQ attributes of one copy take, names, data types
+/// and values together, as SQS counts them against `MaximumMessageSize`.
+/// A DLQ whose maximum message size is at least the apply queue's plus this
+/// always takes the copy of a record at the apply queue's limit (the body is
+/// kept unchanged so it can be redriven). The Terraform region module sizes
+/// the DLQ by this rule.
+pub const ATTRIBUTES_MAX_BYTES: usize = 2048;
 
 /// A record to park.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,13 +50,14 @@ impl DeadLetter {
     /// The message attributes of the DLQ copy as (name, SQS data type,
     /// value), empty values left out (SQS refuses them). Values are cleaned
     /// of characters SQS does not accept in attributes.
+    /// Every value is cut so that all of them together stay within
+    /// [`ATTRIBUTES_MAX_BYTES`].
     pub fn attributes(&self) -> Vec<(&'static str, &'static str, String)> {
-        let detail: String = clean(&self.detail).chars().take(DETAIL_MAX_CHARS).collect();
         [
-            ("reason", "String", clean(&self.reason)),
-            ("detail", "String", detail),
-            ("source-queue", "String", clean(&self.source_queue)),
-            ("message-id", "String", clean(&self.message_id)),
+            ("reason", "String", cut(clean(&self.reason), NAME_MAX_BYTES)),
+            ("detail", "String", cut(clean(&self.detail), DETAIL_MAX_BYTES)),
+            ("source-queue", "String", cut(clean(&self.source_queue), NAME_MAX_BYTES)),
+            ("message-id", "String", cut(clean(&self.message_id), NAME_MAX_BYTES)),
             ("failed-at", "Number", self.failed_at_ms.to_string()),
         ]
         .into_iter()
@@ -74,6 +89,18 @@ impl DeadLetter {
     pub fn size(&self) -> usize {
         self.message().size()
     }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// Replaces characters outside what SQS allows in message text (XML 1.0
@@ -160,7 +187,48 @@ mod tests {
         assert!(attrs.iter().all(|(n, _, _)| *n != "source-queue"));
         let detail = &attrs.iter().find(|(n, _, _)| *n == "detail").unwrap().2;
         assert!(detail.starts_with("unknown command \"\u{FFFD}\u{FFFD}\""));
-        assert_eq!(detail.chars().count(), DETAIL_MAX_CHARS);
+        assert!(detail.len() <= DETAIL_MAX_BYTES && detail.len() > DETAIL_MAX_BYTES - 4);
+    }
+
+    #[test]
+    fn attributes_never_exceed_their_budget() {
+        // Four-byte characters everywhere, far over every cut.
+        let wide = "\u{1F600}".repeat(10_000);
+        let l = DeadLetter {
+            body: String::new(),
+            reason: wide.clone(),
+            detail: wide.clone(),
+            source_queue: wide.clone(),
+            message_id: wide,
+            failed_at_ms: u64::MAX,
+        };
+        assert!(l.size() <= ATTRIBUTES_MAX_BYTES, "{}", l.size());
+        assert!(
+            l.attributes()
+                .iter()
+                .all(|(_, _, v)| std::str::from_utf8(v.as_bytes()).is_ok())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_at_the_queue_limit_is_parked_in_a_dlq_sized_by_the_rule() {
+        const QUEUE_MAX: usize = 256 * 1024;
+        let mut l = letter(QUEUE_MAX);
+        l.detail = "x".repeat(100_000);
+        let queue = Arc::new(regis_testkit::MemoryQueue::new());
+        let max = (QUEUE_MAX + ATTRIBUTES_MAX_BYTES).to_string();
+        queue.set_attribute("dlq", regis_aws::QueueAttribute::MaximumMessageSize, max);
+        let results = DeadLetterQueue::new(queue.clone(), "dlq").park(&[l.clone()]).await;
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert_eq!(queue.messages("dlq")[0].body.len(), QUEUE_MAX, "the body is kept whole");
+        // A DLQ only as large as the queue refuses it: the rule matters.
+        queue.set_attribute(
+            "small",
+            regis_aws::QueueAttribute::MaximumMessageSize,
+            QUEUE_MAX.to_string(),
+        );
+        let results = DeadLetterQueue::new(queue.clone(), "small").park(&[l]).await;
+        assert!(results[0].is_err());
     }
 
     #[tokio::test]

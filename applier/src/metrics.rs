@@ -5,6 +5,8 @@
 //! prints the same lines, which `regis lag` and the local demo read back.
 //! Formatting is a pure function of the counts and the time.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use crate::records::Outcome;
@@ -34,6 +36,11 @@ pub struct CycleMetrics {
     pub permanent_failures: usize,
     /// Commands skipped because the region held a newer version.
     pub skipped_older: usize,
+    /// Element writes skipped because the key holds another data type
+    /// (last-writer-wins keeps a key's type; see `docs/lww.md`).
+    pub type_conflicts: usize,
+    /// Permanent failures by reason code (the DLQ copy's `reason`).
+    pub permanent_by_reason: BTreeMap<&'static str, usize>,
 }
 
 impl CycleMetrics {
@@ -48,13 +55,18 @@ impl CycleMetrics {
                         .commands
                         .saturating_sub(applied.skipped_older + applied.type_conflicts);
                     m.skipped_older += applied.skipped_older;
+                    m.type_conflicts += applied.type_conflicts;
                     m.lag_ms.push(*lag_ms);
                 }
-                Outcome::Parked { .. } => m.permanent_failures += 1,
+                Outcome::Parked { reason, .. } => {
+                    m.permanent_failures += 1;
+                    *m.permanent_by_reason.entry(reason).or_default() += 1;
+                }
                 Outcome::Retry { .. } => m.retryable_failures += 1,
-                Outcome::ParkFailed { .. } => {
+                Outcome::ParkFailed { reason, .. } => {
                     m.permanent_failures += 1;
                     m.retryable_failures += 1;
+                    *m.permanent_by_reason.entry(reason).or_default() += 1;
                 }
             }
         }
@@ -72,7 +84,10 @@ impl CycleMetrics {
 /// Normally one line. EMF allows at most
 /// [`EMF_MAX_VALUES_PER_METRIC`] values per metric in a document, so when
 /// more batches were applied the lag values continue on further lines
-/// (which carry only lag values; the counters are on the first).
+/// (which carry only lag values; the counters are on the first). Permanent
+/// failures are also counted per reason, one further line per reason with
+/// the dimensions `Region` and `Reason`, so a dashboard shows failures by
+/// kind.
 pub fn emf_lines(region: &str, timestamp_ms: u64, metrics: &CycleMetrics) -> Vec<String> {
     let counters = [
         ("CommandsApplied", metrics.commands_applied),
@@ -80,6 +95,7 @@ pub fn emf_lines(region: &str, timestamp_ms: u64, metrics: &CycleMetrics) -> Vec
         ("RetryableFailures", metrics.retryable_failures),
         ("PermanentFailures", metrics.permanent_failures),
         ("SkippedOlder", metrics.skipped_older),
+        ("TypeConflicts", metrics.type_conflicts),
     ];
     let mut chunks = metrics.lag_ms.chunks(EMF_MAX_VALUES_PER_METRIC);
     let mut lines = Vec::new();
@@ -104,6 +120,14 @@ pub fn emf_lines(region: &str, timestamp_ms: u64, metrics: &CycleMetrics) -> Vec
         more["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!([{"Name": "ReplicationLagMs", "Unit": "Milliseconds"}]);
         more["ReplicationLagMs"] = json!(lags);
         lines.push(more.to_string());
+    }
+    for (reason, count) in &metrics.permanent_by_reason {
+        let mut by_reason = document(region, timestamp_ms);
+        by_reason["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([["Region", "Reason"]]);
+        by_reason["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!([{"Name": "PermanentFailures", "Unit": "Count"}]);
+        by_reason["Reason"] = json!(reason);
+        by_reason["PermanentFailures"] = json!(count);
+        lines.push(by_reason.to_string());
     }
     lines
 }
@@ -146,9 +170,11 @@ mod tests {
             retryable_failures: 1,
             permanent_failures: 2,
             skipped_older: 4,
+            type_conflicts: 5,
+            permanent_by_reason: BTreeMap::from([("malformed", 1), ("reserved-key", 1)]),
         };
         let lines = emf_lines("ap-south-1", 1_700_000_000_123, &metrics);
-        assert_eq!(lines.len(), 1);
+        assert_eq!(lines.len(), 3, "the counters, then one line per reason");
         let doc = parse(&lines[0]);
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_123u64);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
@@ -170,6 +196,7 @@ mod tests {
                 "RetryableFailures",
                 "PermanentFailures",
                 "SkippedOlder",
+                "TypeConflicts",
                 "ReplicationLagMs"
             ]
         );
@@ -178,8 +205,18 @@ mod tests {
         assert_eq!(doc["RetryableFailures"], 1);
         assert_eq!(doc["PermanentFailures"], 2);
         assert_eq!(doc["SkippedOlder"], 4);
+        assert_eq!(doc["TypeConflicts"], 5);
         assert_eq!(doc["ReplicationLagMs"], json!([120, 80, 95]));
-        assert_eq!(directive["Metrics"][5]["Unit"], "Milliseconds");
+        assert_eq!(directive["Metrics"][6]["Unit"], "Milliseconds");
+        let reason = parse(&lines[2]);
+        assert_eq!(
+            reason["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Region", "Reason"]])
+        );
+        assert_eq!(
+            (reason["Reason"].as_str(), reason["PermanentFailures"].as_u64()),
+            (Some("reserved-key"), Some(1))
+        );
     }
 
     #[test]
@@ -221,7 +258,7 @@ mod tests {
         assert!(doc.get("ReplicationLagMs").is_none());
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(),
-            5
+            6
         );
     }
 
@@ -232,7 +269,7 @@ mod tests {
             applied: Applied {
                 commands,
                 skipped_older,
-                type_conflicts: 0,
+                type_conflicts: 1,
             },
             lag_ms,
         };
@@ -257,12 +294,14 @@ mod tests {
         assert_eq!(
             m,
             CycleMetrics {
-                commands_applied: 13,
+                commands_applied: 11,
                 batches: 2,
                 lag_ms: vec![50, 70],
                 retryable_failures: 2,
                 permanent_failures: 2,
                 skipped_older: 2,
+                type_conflicts: 2,
+                permanent_by_reason: BTreeMap::from([("malformed", 2)]),
             }
         );
         assert!(CycleMetrics::from_outcomes(&[]).is_empty());

@@ -5,7 +5,9 @@
 //! 0, it is deleted, or the test says its timeout passed
 //! ([`MemoryQueue::expire_visibility`]); a receive with visibility 0 only
 //! looks. Queues spring into being on first use, by URL. Outages are
-//! injected with [`MemoryQueue::fail_calls`]. Integration tests use the
+//! injected with [`MemoryQueue::fail_calls`]; a queue given a
+//! `MaximumMessageSize` ([`MemoryQueue::set_attribute`]) refuses larger
+//! messages, counting body and attributes as SQS does. Integration tests use the
 //! real LocalStack instead ([`crate::localstack`]).
 
 use std::collections::{BTreeMap, HashMap};
@@ -258,11 +260,28 @@ impl QueueClient for MemoryQueue {
                 messages.len()
             ];
         }
-        self.with(|s| s.queues.entry(queue_url.to_owned()).or_default().send_calls += 1);
-        for message in messages {
-            self.push(queue_url, message.clone());
-        }
-        vec![Ok(()); messages.len()]
+        let max_size = self.with(|s| {
+            let queue = s.queues.entry(queue_url.to_owned()).or_default();
+            queue.send_calls += 1;
+            queue
+                .attributes
+                .get(&QueueAttribute::MaximumMessageSize)
+                .and_then(|v| v.parse::<usize>().ok())
+        });
+        messages
+            .iter()
+            .map(|message| {
+                if max_size.is_some_and(|max| message.size() > max) {
+                    return Err(QueueError::Refused {
+                        code: "InvalidParameterValue".into(),
+                        message: format!("{} bytes is over MaximumMessageSize", message.size()),
+                        sender_fault: true,
+                    });
+                }
+                self.push(queue_url, message.clone());
+                Ok(())
+            })
+            .collect()
     }
 
     async fn delete_batch(&self, queue_url: &str, receipt_handles: &[&str]) -> Vec<Result<(), QueueError>> {
