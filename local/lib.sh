@@ -150,14 +150,14 @@ topology_regions() {
 
 # redis_port REGION: the port of a region's redis-server (base + index).
 redis_port() {
-    local name index=0
-    while IFS= read -r name; do
-        if [ "$name" = "$1" ]; then
+    local names index
+    mapfile -t names < <(topology_regions)
+    for index in "${!names[@]}"; do
+        if [ "${names[$index]}" = "$1" ]; then
             echo $((REGIS_REDIS_BASE_PORT + index))
             return 0
         fi
-        index=$((index + 1))
-    done < <(topology_regions)
+    done
     die "region $1 is not in $REGIS_TOPOLOGY"
 }
 
