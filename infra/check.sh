@@ -50,8 +50,17 @@ started=$SECONDS
 
 step "tools"
 mkdir -p "$VENV"
-ensure_venv "$VENV/tools" "$INFRA/requirements.txt"
-ensure_venv "$VENV/checkov" "$INFRA/requirements-checkov.txt"
+# The two virtualenvs are independent: installed side by side, and the
+# provider schema (download and extraction, the first time) meanwhile.
+ensure_venv "$VENV/tools" "$INFRA/requirements.txt" &
+tools_job=$!
+ensure_venv "$VENV/checkov" "$INFRA/requirements-checkov.txt" &
+checkov_job=$!
+wait "$tools_job"
+"$VENV/tools/bin/python" "$INFRA/tests/schema_check.py" --prepare &
+schema_job=$!
+wait "$checkov_job"
+wait "$schema_job"
 echo "python-hcl2 $("$VENV/tools/bin/python" -c 'import importlib.metadata as m; print(m.version("python-hcl2"))'), checkov $("$VENV/checkov/bin/checkov" --version)"
 
 step "parse every .tf file with python-hcl2"

@@ -3,19 +3,23 @@
 Terraform's providers cannot be downloaded where the checks run, so
 `terraform validate` is out of reach. The PyPI package
 `cdktf-cdktf-provider-aws` is generated from the provider's own schema: it
-ships the jsii assembly (`.jsii`, the typed interface with each argument's
+ships the jsii assembly (`.jsii`, the typed interface, with each argument's
 optionality) and the JavaScript bindings (`lib/<resource>/index.js`, which
 name every argument, nested block and readable attribute in Terraform's own
 spelling, and say which arguments are blocks). This module downloads that
 package with pip (by name and pinned version, without its dependencies),
-extracts the schema of every resource and data source, and caches it as JSON:
+extracts the schema of the provider block and of the resource and data
+source types asked for, and caches it as JSON:
 
-    python infra/tests/provider_schema.py [--cache DIR]   # extract (or reuse) and print the cache path
+    python infra/tests/provider_schema.py [--cache DIR] [resource.aws_x data.aws_y ...]
 
 The cache lives in DIR (default `.venv-infra/aws-provider-schema` at the
-repository root, next to the check's other tools); a run whose cache is
-present reads the JSON only. The extraction is deterministic: the same
-package version gives the same JSON.
+repository root, next to the check's other tools), with the downloaded
+package: a run whose cache holds every type it needs reads the JSON only
+(well under a second), and a type added later is extracted from the kept
+package without the network (about 5 s). The extraction is deterministic:
+the same package version and types give the same JSON. To start afresh,
+delete DIR.
 
 Extracted shape, for each block (a resource, a data source, the provider,
 or a nested block):
@@ -24,10 +28,12 @@ or a nested block):
      "blocks":     {name: {"required": bool, "schema": <block>}},
      "attributes": {name: null | {"attributes": {...}}}}
 
-"arguments" are written `name = value`, "blocks" `name { ... }`;
-"attributes" are what an expression may read (`aws_sqs_queue.x.arn`),
-arguments included, with the readable fields of a nested object or block.
+"arguments" are written `name = value`, "blocks" `name { ... }` (or
+`dynamic "name"`); "attributes" (resources and data sources) are what an
+expression may read (`aws_sqs_queue.x.arn`), arguments included, with the
+readable fields of a nested object or block.
 """
+
 
 from __future__ import annotations
 
@@ -54,13 +60,19 @@ FORMAT = 1
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_CACHE = os.path.join(ROOT, ".venv-infra", "aws-provider-schema")
 
-# Arguments every resource accepts that the bindings model elsewhere.
+# One argument or block in a binding's synthesizeHclAttributes() or
+# <struct>ToHclTerraform(): `tf_name: { value: <how it is converted, naming
+# the camelCase property and, for a nested struct, its function>, isBlock:
+# true|false, type: ..., storageClassType: ... }`.
 _HCL_ENTRY = re.compile(
     r"(\w+): \{\s*value: (.*?),\s*isBlock: (true|false),\s*type: \"(\w+)\",\s*storageClassType: \"([\w]+)\",?\s*\}",
     re.S,
 )
+# A readable attribute: a getter calling getStringAttribute('tf_name') & co.
 _READ = re.compile(r"this\.(?:get\w*Attribute|interpolationForAttribute)\('([^']+)'\)")
+# A complex attribute: an OutputReference or List object built on a name.
 _COMPLEX = re.compile(r"new (\w+)\(this, \"([^\"]+)\"")
+# The element class of a ComplexList.
 _LIST_ELEMENT = re.compile(r"get\(index\) \{\s*return new (\w+)\(")
 
 

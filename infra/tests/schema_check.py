@@ -1,6 +1,7 @@
 """Check the Terraform of infra/ against the hashicorp/aws provider's schema, offline.
 
     python infra/tests/schema_check.py [FOLDER ...]   # default: every module and example
+    python infra/tests/schema_check.py --prepare      # only cache the schema of the types in use
 
 What `terraform validate` would find without the provider binary, from the
 schema that provider_schema.py extracts from the provider's cdktf bindings
@@ -308,6 +309,10 @@ def check(paths: list[str], schema: dict | None = None) -> Checker:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--prepare"]:
+        # Only make sure the schema of every type in use is cached.
+        provider_schema.load(used_types([hcl_eval.Module(p) for p in folders()]))
+        return 0
     paths = [os.path.abspath(p) for p in argv] or folders()
     checker = check(paths)
     for p in checker.problems:
