@@ -310,8 +310,10 @@ def check(paths: list[str], schema: dict | None = None) -> Checker:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--prepare"]:
-        # Only make sure the schema of every type in use is cached.
-        provider_schema.load(used_types([hcl_eval.Module(p) for p in folders()]))
+        # Only fill an empty cache (the check itself extracts a type the
+        # cache lacks): run while other tools install.
+        if not os.path.exists(provider_schema.cache_path()):
+            provider_schema.load(used_types([hcl_eval.Module(p) for p in folders()]))
         return 0
     paths = [os.path.abspath(p) for p in argv] or folders()
     checker = check(paths)
