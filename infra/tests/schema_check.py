@@ -12,6 +12,8 @@ schema that provider_schema.py extracts from the provider's cdktf bindings
   block exists, is written as what it is (`name = value` for an argument,
   `name { ... }` or `dynamic "name"` for a block), and every required one is
   present;
+- every folder that uses the provider declares the checked version as its
+  floor (`>= 6.25.0, ...`);
 - every reference `aws_x.name.attr`, `data.aws_y.name.attr` names a declared
   resource and an attribute the type has (nested ones too:
   `aws_x.name.block[0].field`);
@@ -203,8 +205,30 @@ class Checker:
             attributes = nested["attributes"] if nested else None
 
     # -- folders --------------------------------------------------------------
+    def floor(self, module: hcl_eval.Module, label: str) -> None:
+        """A folder that uses hashicorp/aws declares, as its floor, the version
+        checked here: a schema and a constraint that drift apart would check
+        one provider and deploy another."""
+        constraints = []
+        for name in sorted(os.listdir(module.path)):
+            if name.endswith(".tf"):
+                with open(os.path.join(module.path, name), encoding="utf-8") as f:
+                    doc = hcl_eval.parse_file_text(f.read())
+                for block in doc.get("terraform", []):
+                    for providers in block.get("required_providers", []):
+                        if "aws" in providers:
+                            constraints.append(hcl_eval.unquote(providers["aws"].get("version", '""')))
+        uses_aws = bool(module.resources or module.data or module.providers)
+        wanted = f">= {self.schema['provider_version']}"
+        if uses_aws and not constraints:
+            self.problem(label, "uses hashicorp/aws but declares no version constraint for it")
+        for c in constraints:
+            if not c.replace(" ", "").startswith(wanted.replace(" ", "") + ","):
+                self.problem(label, f"hashicorp/aws constraint {c!r} must start with {wanted!r}, the version checked here")
+
     def module(self, module: hcl_eval.Module) -> None:
         label = os.path.relpath(module.path, os.path.dirname(INFRA))
+        self.floor(module, label)
         for kind, blocks in (("resource", module.resources), ("data", module.data)):
             for (rtype, rname), body in sorted(blocks.items()):
                 address = f"{label}: {'data.' if kind == 'data' else ''}{rtype}.{rname}"

@@ -111,6 +111,11 @@ class SchemaCheck(unittest.TestCase):
         problems = self.mutated(LOCALSTACK, "outputs.tf", "module.topic.topic_arn", "module.topic.topic_arns")
         self.assertTrue(any("module.topic has no output 'topic_arns'" in p for p in problems), problems)
 
+    def test_provider_floor_is_the_checked_version(self):
+        problems = self.mutated(REGION, "versions.tf", 'version = ">= 6.25.0, < 7.0.0"', 'version = ">= 6.8.0, < 7.0.0"')
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn("must start with '>= 6.25.0'", problems[0])
+
     def test_provider_block(self):
         problems = self.mutated(LOCALSTACK, "providers.tf", "skip_metadata_api_check", "skip_metadata_check")
         self.assertTrue(any("unsupported argument or block 'skip_metadata_check'" in p for p in problems), problems)
