@@ -2,7 +2,12 @@
 # scripts under local/ so it can be read and run on its own.
 SHELL := /bin/bash
 
-.PHONY: up down test demo fmt lint check-infra bench fuzz
+.PHONY: help up down test demo fmt lint check-infra bench fuzz
+
+## help: list the targets with what they do (this text)
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); name = $$1; sub(/:$$/, "", name); sub(/^[a-z-]+: */, ""); printf "  %-12s %s\n", name, $$0; next } \
+	     /^## / { sub(/^## /, ""); printf "  %-12s %s\n", "", $$0 }' $(MAKEFILE_LIST)
 
 ## up: start LocalStack, one redis-server and one worker per region; write .regis/env.json
 up:
@@ -29,7 +34,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## check-infra: Terraform checks (infra/check.sh), when present
+## check-infra: Terraform checks (infra/check.sh): parse, provider schema, checkov, fmt, tests
 check-infra:
 	@if [ -x infra/check.sh ]; then infra/check.sh; \
 	else echo "infra/check.sh not present: nothing to check"; fi

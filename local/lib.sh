@@ -115,27 +115,50 @@ stop_pid() {
     rm -f "$file"
 }
 
-# Python for small JSON reads: the system python3 is always there, the venv
-# may not be yet.
-json_get() {
-    # json_get FILE EXPR: print the value of a Python expression over `d`.
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=eval(sys.argv[2]); print(v if isinstance(v,(str,int)) else json.dumps(v))' "$1" "$2"
+# json_read FILE KEY...: print the value found by following KEY... from the
+# top of the JSON document in FILE ("-": standard input): an object's member,
+# a list's index, or "*" for every element of a list. Fails when a key is
+# missing. Strings and numbers print as they are,
+# anything else as JSON, one value a line. The one JSON reader of these
+# scripts (the system python3 is always there; the venv may not be yet).
+json_read() {
+    python3 -c '
+import json, sys
+
+def walk(value, keys):
+    if not keys:
+        return [value]
+    key, rest = keys[0], keys[1:]
+    if key == "*":
+        return [found for item in value for found in walk(item, rest)]
+    return walk(value[int(key)] if isinstance(value, list) else value[key], rest)
+
+if sys.argv[1] == "-":
+    document = json.load(sys.stdin)
+else:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        document = json.load(f)
+for value in walk(document, sys.argv[2:]):
+    print(value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else json.dumps(value))
+' "$@"
 }
 
 # Region names from the topology, one a line, in order (index i -> port base+i).
 topology_regions() {
-    python3 -c 'import json,sys; [print(r["name"]) for r in json.load(open(sys.argv[1]))["regions"]]' "$REGIS_TOPOLOGY"
+    json_read "$REGIS_TOPOLOGY" regions '*' name
 }
 
 # redis_port REGION: the port of a region's redis-server (base + index).
 redis_port() {
-    python3 -c '
-import json, sys
-names = [r["name"] for r in json.load(open(sys.argv[1]))["regions"]]
-if sys.argv[2] not in names:
-    sys.exit("region %s is not in %s" % (sys.argv[2], sys.argv[1]))
-print(int(sys.argv[3]) + names.index(sys.argv[2]))
-' "$REGIS_TOPOLOGY" "$1" "$REGIS_REDIS_BASE_PORT"
+    local names index
+    mapfile -t names < <(topology_regions)
+    for index in "${!names[@]}"; do
+        if [ "${names[$index]}" = "$1" ]; then
+            echo $((REGIS_REDIS_BASE_PORT + index))
+            return 0
+        fi
+    done
+    die "region $1 is not in $REGIS_TOPOLOGY"
 }
 
 # Show the last lines of a log, for error messages.

@@ -1,4 +1,4 @@
-"""Create the regis topology (topic, queues, DLQs, subscriptions) on LocalStack.
+"""Create the regis topology (topic, queues, DLQs, subscriptions and their DLQs) on LocalStack.
 
 Run by `local/up.sh` with the LocalStack virtualenv's Python:
 
@@ -9,11 +9,19 @@ Run by `local/up.sh` with the LocalStack virtualenv's Python:
 It is idempotent: running it again against the same LocalStack converges the
 resources to what the topology says and creates nothing twice.
 
-The pure functions `filter_policy`, `queue_attributes`, `dlq_attributes` and
-`queue_policy` are the single statement of what a region's resources look
-like; the Terraform tests import them to check that the deployed
-configuration agrees with the local one. Importing this module has no side
-effects (boto3 is imported lazily).
+The pure functions `filter_policy`, `queue_attributes`, `dlq_attributes`,
+`queue_policy`, `undelivered_queue_name`, `undelivered_attributes` and
+`subscription_attributes` are the single statement of what a region's
+resources look like; the Terraform tests import them to check that the
+deployed configuration agrees with the local one. Importing this module has
+no side effects (boto3 is imported lazily).
+
+Each region's subscription has a dead-letter queue, the region's
+"undelivered queue": where SNS puts a batch it could not deliver to the
+region's apply queue (a denied queue or key policy, a deleted queue). SNS
+requires it in the subscription's region, the topic's, so every region's
+undelivered queue lives in the topic's region. With raw message delivery SNS
+puts the batch there as published: the raw body, with its message attributes.
 """
 
 from __future__ import annotations
@@ -58,11 +66,36 @@ def queue_attributes(topology: dict, dlq_arn: str) -> dict:
 
 
 def dlq_attributes(topology: dict) -> dict:
-    """SQS attributes of a region's dead-letter queue, as passed to boto3."""
+    """SQS attributes of a region's dead-letter queue, as passed to boto3.
+
+    Larger than the apply queue's messages: a batch at that limit is parked
+    with the applier's attributes added."""
     return {
         "MessageRetentionPeriod": str(int(topology["dlq_message_retention_seconds"])),
-        "MaximumMessageSize": str(int(topology["topic"]["max_message_bytes"])),
+        "MaximumMessageSize": str(int(topology["dlq_max_message_bytes"])),
     }
+
+
+def undelivered_queue_name(topology: dict, region: str) -> str:
+    """Name of `region`'s undelivered queue (its subscription's DLQ, in the topic's region)."""
+    return f"{topology['topic']['name']}-{region}-undelivered"
+
+
+def undelivered_attributes(topology: dict) -> dict:
+    """SQS attributes of an undelivered queue: kept as long as the region's DLQ."""
+    return dlq_attributes(topology)
+
+
+def check_retention(topology: dict) -> None:
+    """The rule the Terraform enforces too: the DLQ keeps batches longer than
+    the apply queue, and the tombstone horizon covers both (so every queue's
+    batches, undelivered ones included, are younger than the horizon)."""
+    apply, dlq = topology["message_retention_seconds"], topology["dlq_message_retention_seconds"]
+    horizon = topology["tombstone_horizon_seconds"]
+    if dlq <= apply:
+        raise ValueError(f"dlq_message_retention_seconds ({dlq}) must be longer than message_retention_seconds ({apply})")
+    if horizon < max(apply, dlq):
+        raise ValueError(f"tombstone_horizon_seconds ({horizon}) must cover the queues' retention ({max(apply, dlq)})")
 
 
 def queue_policy(queue_arn: str, topic_arn: str) -> dict:
@@ -82,7 +115,7 @@ def queue_policy(queue_arn: str, topic_arn: str) -> dict:
     }
 
 
-def subscription_attributes(region: dict) -> dict:
+def subscription_attributes(region: dict, undelivered_arn: str) -> dict:
     """SNS subscription attributes of a region's queue (string values)."""
     return {
         "RawMessageDelivery": "true",
@@ -90,6 +123,7 @@ def subscription_attributes(region: dict) -> dict:
         "FilterPolicy": json.dumps(
             filter_policy(region["name"], region.get("tenants")), separators=(",", ":")
         ),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": undelivered_arn}, separators=(",", ":")),
     }
 
 
@@ -169,10 +203,10 @@ def _ensure_subscription(sns, topic_arn: str, queue_arn: str, wanted: dict, exis
         sns.unsubscribe(SubscriptionArn=arn)
     current = sns.get_subscription_attributes(SubscriptionArn=keep)["Attributes"]
     # Scope before policy: a policy is validated against the current scope.
-    for name in ("FilterPolicyScope", "FilterPolicy", "RawMessageDelivery"):
+    for name in ("FilterPolicyScope", "FilterPolicy", "RawMessageDelivery", "RedrivePolicy"):
         have = current.get(name)
         want = wanted[name]
-        if name == "FilterPolicy" and have:
+        if name in ("FilterPolicy", "RedrivePolicy") and have:
             same = json.loads(have) == json.loads(want)
         else:
             same = have == want
@@ -185,9 +219,11 @@ def _ensure_subscription(sns, topic_arn: str, queue_arn: str, wanted: dict, exis
 
 def create(topology: dict, endpoint: str, redis_base_port: int) -> dict:
     """Create everything; return the content of `.regis/env.json`."""
+    check_retention(topology)
     make = _clients(endpoint)
     topic_region = topology["topic"]["region"]
     sns = make("sns", topic_region)
+    topic_sqs = make("sqs", topic_region)
     topic_arn = sns.create_topic(Name=topology["topic"]["name"])["TopicArn"]
     subs = _subscriptions_by_endpoint(sns, topic_arn)
 
@@ -218,8 +254,22 @@ def create(topology: dict, endpoint: str, redis_base_port: int) -> dict:
             sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": attrs["Policy"]})
             queue_arn = actual_arn
 
+        # The subscription's DLQ, in the topic's region, that only the topic
+        # may send to.
+        sub_dlq_arn = sqs_arn(topology, topic_region, undelivered_queue_name(topology, name))
+        sub_dlq_attrs = undelivered_attributes(topology)
+        sub_dlq_attrs["Policy"] = json.dumps(queue_policy(sub_dlq_arn, topic_arn), separators=(",", ":"))
+        sub_dlq_url = _ensure_queue(topic_sqs, undelivered_queue_name(topology, name), sub_dlq_attrs)
+        sub_dlq_arn = topic_sqs.get_queue_attributes(QueueUrl=sub_dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+
         sub_arn = _ensure_subscription(
-            sns, topic_arn, queue_arn, subscription_attributes(region), subs.get(queue_arn, [])
+            sns,
+            topic_arn,
+            queue_arn,
+            subscription_attributes(region, sub_dlq_arn),
+            subs.get(queue_arn, []),
         )
         regions_out.append(
             {
@@ -229,6 +279,8 @@ def create(topology: dict, endpoint: str, redis_base_port: int) -> dict:
                 "queue_arn": queue_arn,
                 "dlq_url": dlq_url,
                 "dlq_arn": dlq_arn,
+                "sub_dlq_url": sub_dlq_url,
+                "sub_dlq_arn": sub_dlq_arn,
                 "redis_url": f"redis://127.0.0.1:{redis_base_port + index}",
                 "subscription_arn": sub_arn,
             }
@@ -245,6 +297,7 @@ def create(topology: dict, endpoint: str, redis_base_port: int) -> dict:
         "max_message_bytes": topology["topic"]["max_message_bytes"],
         "max_receive_count": topology["max_receive_count"],
         "visibility_timeout_seconds": topology["visibility_timeout_seconds"],
+        "tombstone_horizon_seconds": topology["tombstone_horizon_seconds"],
     }
 
 

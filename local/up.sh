@@ -50,13 +50,15 @@ fi
 
 # Prints nothing; succeeds when sns and sqs are both usable.
 localstack_healthy() {
-    local body
+    local body service state
     body="$(curl -fsS --max-time 3 "$REGIS_ENDPOINT/_localstack/health" 2>/dev/null)" || return 1
-    python3 -c '
-import json, sys
-services = json.loads(sys.argv[1]).get("services", {})
-ok = all(services.get(s) in ("running", "available") for s in ("sns", "sqs"))
-sys.exit(0 if ok else 1)' "$body"
+    for service in sns sqs; do
+        state="$(printf '%s' "$body" | json_read - services "$service" 2>/dev/null)" || return 1
+        case "$state" in
+        running | available) ;;
+        *) return 1 ;;
+        esac
+    done
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

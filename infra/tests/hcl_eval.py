@@ -382,7 +382,24 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "cidrhost": lambda c, n: _cidrhost(c, n),
     "endswith": lambda s, suffix: s.endswith(suffix),
     "startswith": lambda s, prefix: s.startswith(prefix),
+    "one": lambda l: _one(l),
+    "max": max,
+    "min": min,
+    "flatten": lambda l: _flatten(l),
 }
+
+
+def _one(items: list) -> Any:
+    if len(items) > 1:
+        raise HclError(f"one: {len(items)} elements")
+    return items[0] if items else None
+
+
+def _flatten(items: list) -> list:
+    out = []
+    for item in items:
+        out += _flatten(item) if isinstance(item, list) else [item]
+    return out
 
 
 def _cidrhost(cidr: str, n: int) -> str:
@@ -394,6 +411,18 @@ def _cidrhost(cidr: str, n: int) -> str:
 # ---------------------------------------------------------------------------
 # Modules and their evaluation
 # ---------------------------------------------------------------------------
+
+
+_PARSED: dict[str, dict] = {}
+
+
+def parse_file_text(text: str) -> dict:
+    """python-hcl2's reading of a .tf file, once per distinct text (parsing is
+    slow, and the tests read the same modules many times). Callers must not
+    modify the result."""
+    if text not in _PARSED:
+        _PARSED[text] = hcl2.loads(text)
+    return _PARSED[text]
 
 
 class Module:
@@ -413,7 +442,7 @@ class Module:
             raise HclError(f"no .tf files in {self.path}")
         for name in names:
             with open(os.path.join(self.path, name), encoding="utf-8") as f:
-                doc = hcl2.load(f)
+                doc = parse_file_text(f.read())
             for block in doc.get("variable", []):
                 for k, v in block.items():
                     self.variables[unquote(k)] = v
@@ -444,11 +473,21 @@ _META_ARGS = {"source", "version", "providers", "depends_on", "count", "for_each
 class Instance:
     """A module with its inputs: evaluates its locals, resources and outputs."""
 
-    def __init__(self, module: Module, inputs: dict[str, Callable[[], Any]], address: str = "", parent: "Instance | None" = None):
+    def __init__(
+        self,
+        module: Module,
+        inputs: dict[str, Callable[[], Any]],
+        address: str = "",
+        parent: "Instance | None" = None,
+        region: str | None = None,
+    ):
         self.module = module
         self.inputs = inputs
         self.address = address
         self.parent = parent
+        # The region of the module's aws provider, when known: what
+        # data.aws_region (without arguments) reads at plan time.
+        self.region = region
         self._memo: dict[tuple, Any] = {}
         self._children: dict[str, Instance] = {}
 
@@ -484,8 +523,12 @@ class Instance:
                 if k not in _META_ARGS and not k.startswith("__")
             }
             prefix = f"{self.address}." if self.address else ""
+            try:
+                region = self.provider_region(name)
+            except HclError:
+                region = self.region if "providers" not in block else None
             self._children[name] = Instance(
-                Module(os.path.join(self.module.path, source)), inputs, f"{prefix}module.{name}", self
+                Module(os.path.join(self.module.path, source)), inputs, f"{prefix}module.{name}", self, region
             )
         return self._children[name]
 
@@ -539,6 +582,9 @@ class Instance:
         if kind == "ref":
             return self.ref(e[1], scope)
         if kind == "attr":
+            region = self._provider_region_read(e)
+            if region is not None:
+                return region
             return self.get_attr(self.eval(e[1], scope), e[2])
         if kind == "index":
             base, idx = self.eval(e[1], scope), self.eval(e[2], scope)
@@ -613,6 +659,19 @@ class Instance:
             return out_list if kind == "forlist" else out_obj
         raise HclError(f"cannot evaluate {e!r}")
 
+    def _provider_region_read(self, e: tuple) -> str | None:
+        """data.aws_region.<name>.region (or .name) of a data source without
+        arguments is the provider's region, known at plan time."""
+        if self.region is None or e[2] not in ("region", "name") or e[1][0] != "attr":
+            return None
+        source = e[1][1]
+        if source[0] != "attr" or source[1] != ("ref", "data") or source[2] != "aws_region":
+            return None
+        body = self.module.data.get(("aws_region", e[1][2]))
+        if body is None or any(not k.startswith("__") for k in body):
+            return None
+        return self.region
+
     @staticmethod
     def _known(v: Any) -> Any:
         if isinstance(v, Unknown):
@@ -678,6 +737,8 @@ class Instance:
     def provider_region(self, module_name: str) -> str:
         """Region of the aws provider passed to child module `module_name`."""
         block = self.module.modules[module_name]
+        if "providers" not in block and self.region is not None:
+            return self.region
         alias = None
         if "providers" in block:
             mapping = block["providers"]

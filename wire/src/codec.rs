@@ -30,7 +30,9 @@ use crate::signing::{Keyring, SigningKey};
 /// Source: Amazon SNS quotas, "Message size".
 pub const SNS_DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// The largest maximum message size a topic can be configured with (1 MiB).
-/// Source: Amazon SQS/SNS quotas, "Message size" (raised to 1 MiB in 2025).
+/// Source: Amazon SNS developer guide, "Publishing large messages": a topic's
+/// `MaximumMessageSize` attribute may be set from 1,024 to 1,048,576 bytes;
+/// topics are created with 262,144 (the default above), which did not change.
 pub const SNS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Whether to compress the command list.

@@ -13,7 +13,11 @@ locals {
     visibility_timeout_seconds    = var.visibility_timeout_seconds
     message_retention_seconds     = var.message_retention_seconds
     dlq_message_retention_seconds = var.dlq_message_retention_seconds
+    dlq_max_message_size          = var.dlq_max_message_bytes
+    tombstone_horizon_seconds     = var.tombstone_horizon_seconds
   }
+
+  regions = [module.region_ap_southeast_1, module.region_ap_south_1, module.region_eu_west_1]
 }
 
 data "aws_caller_identity" "current" {
@@ -55,9 +59,10 @@ module "topic" {
     aws = aws.ap_southeast_1
   }
 
-  name                = var.topic_name
-  max_message_bytes   = var.max_message_bytes
-  publisher_role_arns = [aws_iam_role.publisher.arn]
+  name                         = var.topic_name
+  max_message_bytes            = var.max_message_bytes
+  undelivered_max_message_size = var.dlq_max_message_bytes
+  publisher_role_arns          = [aws_iam_role.publisher.arn]
   subscriptions = [
     module.region_ap_southeast_1.subscription,
     module.region_ap_south_1.subscription,
@@ -81,6 +86,8 @@ module "region_ap_southeast_1" {
   visibility_timeout_seconds    = local.queue_settings.visibility_timeout_seconds
   message_retention_seconds     = local.queue_settings.message_retention_seconds
   dlq_message_retention_seconds = local.queue_settings.dlq_message_retention_seconds
+  dlq_max_message_size          = local.queue_settings.dlq_max_message_size
+  tombstone_horizon_seconds     = local.queue_settings.tombstone_horizon_seconds
   max_message_size              = module.topic.max_message_bytes
 
   create_lambda      = false
@@ -103,6 +110,8 @@ module "region_ap_south_1" {
   visibility_timeout_seconds    = local.queue_settings.visibility_timeout_seconds
   message_retention_seconds     = local.queue_settings.message_retention_seconds
   dlq_message_retention_seconds = local.queue_settings.dlq_message_retention_seconds
+  dlq_max_message_size          = local.queue_settings.dlq_max_message_size
+  tombstone_horizon_seconds     = local.queue_settings.tombstone_horizon_seconds
   max_message_size              = module.topic.max_message_bytes
 
   create_lambda      = false
@@ -125,8 +134,25 @@ module "region_eu_west_1" {
   visibility_timeout_seconds    = local.queue_settings.visibility_timeout_seconds
   message_retention_seconds     = local.queue_settings.message_retention_seconds
   dlq_message_retention_seconds = local.queue_settings.dlq_message_retention_seconds
+  dlq_max_message_size          = local.queue_settings.dlq_max_message_size
+  tombstone_horizon_seconds     = local.queue_settings.tombstone_horizon_seconds
   max_message_size              = module.topic.max_message_bytes
 
   create_lambda      = false
   create_elasticache = false
+}
+
+module "dashboard" {
+  source = "../../modules/dashboard"
+  providers = {
+    aws = aws.ap_southeast_1
+  }
+
+  name = "regis"
+  regions = [
+    for m in local.regions : merge(m.dashboard, {
+      undelivered_queue_name   = module.topic.undelivered_queues[m.region].name
+      undelivered_queue_region = module.topic.undelivered_queues[m.region].region
+    })
+  ]
 }

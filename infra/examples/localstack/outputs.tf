@@ -19,13 +19,15 @@ output "publisher_tenants" {
 }
 
 output "regions" {
-  description = "Per region: queue and DLQ URLs and ARNs, and the subscription's filter policy (the shape of .regis/env.json regions)."
+  description = "Per region: queue, DLQ and undelivered-queue (subscription DLQ, in the topic's region) URLs and ARNs, and the subscription's filter policy (the shape of .regis/env.json regions)."
   value = {
-    for m in [module.region_ap_southeast_1, module.region_ap_south_1, module.region_eu_west_1] : m.region => {
+    for m in local.regions : m.region => {
       queue_url     = m.queue_url
       queue_arn     = m.queue_arn
       dlq_url       = m.dlq_url
       dlq_arn       = m.dlq_arn
+      sub_dlq_url   = module.topic.undelivered_queues[m.region].url
+      sub_dlq_arn   = module.topic.undelivered_queues[m.region].arn
       filter_policy = m.filter_policy
       alarm_topic   = m.alarm_topic_arn
     }

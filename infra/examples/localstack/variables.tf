@@ -91,13 +91,35 @@ variable "message_retention_seconds" {
 }
 
 variable "dlq_message_retention_seconds" {
-  description = "Retention of the dead-letter queues (topology.json dlq_message_retention_seconds)."
+  description = "Retention of the dead-letter queues and of the topic's undelivered queues (topology.json dlq_message_retention_seconds)."
   type        = number
-  default     = 1209600
+  default     = 604800
 
   validation {
     condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
     error_message = "dlq_message_retention_seconds must be between 60 and 1209600."
+  }
+}
+
+variable "dlq_max_message_bytes" {
+  description = "Largest message of the dead-letter queues (topology.json dlq_max_message_bytes): room for a batch at the queue's limit and the parking attributes."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.dlq_max_message_bytes >= 1024 && var.dlq_max_message_bytes <= 1048576
+    error_message = "dlq_max_message_bytes must be between 1024 and 1048576."
+  }
+}
+
+variable "tombstone_horizon_seconds" {
+  description = "The appliers' tombstone horizon (topology.json tombstone_horizon_seconds): it covers the retention of every queue."
+  type        = number
+  default     = 604800
+
+  validation {
+    condition     = var.tombstone_horizon_seconds >= 60
+    error_message = "tombstone_horizon_seconds must be at least 60."
   }
 }
 

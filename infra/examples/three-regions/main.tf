@@ -19,6 +19,8 @@ locals {
     tags              = var.tags
   }
 
+  regions = [module.region_ap_southeast_1, module.region_ap_south_1, module.region_eu_west_1]
+
   # What each region receives, for the output below: the regions a tenant's
   # batches reach are those whose filter matches its regions attribute.
   tenant_reach = {
@@ -109,4 +111,20 @@ module "region_eu_west_1" {
   elasticache_auth_token = var.elasticache_auth_tokens["eu-west-1"]
 
   tags = local.region_settings.tags
+}
+
+# One page for the whole deployment: a row per region.
+module "dashboard" {
+  source = "../../modules/dashboard"
+  providers = {
+    aws = aws.ap_southeast_1
+  }
+
+  name = "regis"
+  regions = [
+    for m in local.regions : merge(m.dashboard, {
+      undelivered_queue_name   = module.topic.undelivered_queues[m.region].name
+      undelivered_queue_region = module.topic.undelivered_queues[m.region].region
+    })
+  ]
 }

@@ -29,15 +29,27 @@ output "tenant_reach" {
 }
 
 output "regions" {
-  description = "Per region: queues, filter policy, alarm topic, applier and Redis endpoint."
+  description = "Per region: queues (the apply queue, its DLQ, and the topic's undelivered queue for the region, in the topic's region), filter policy, alarm topic, applier and Redis endpoint."
   value = {
-    for m in [module.region_ap_southeast_1, module.region_ap_south_1, module.region_eu_west_1] : m.region => {
+    for m in local.regions : m.region => {
       queue_url           = m.queue_url
       dlq_url             = m.dlq_url
+      sub_dlq_url         = module.topic.undelivered_queues[m.region].url
+      sub_dlq_arn         = module.topic.undelivered_queues[m.region].arn
       filter_policy       = m.filter_policy
       alarm_topic_arn     = m.alarm_topic_arn
       lambda_function_arn = m.lambda_function_arn
       redis_endpoint      = m.redis_endpoint
     }
   }
+}
+
+output "topic_alarm_topic_arn" {
+  description = "Alarm topic of the topic's region (undelivered batches): subscribe the on-call to it too."
+  value       = module.topic.alarm_topic_arn
+}
+
+output "dashboard_name" {
+  description = "The deployment's CloudWatch dashboard."
+  value       = module.dashboard.dashboard_name
 }

@@ -38,7 +38,7 @@ variable "networks" {
 }
 
 variable "elasticache_auth_tokens" {
-  description = "AUTH token of each region's ElastiCache replication group (16 to 128 printable characters, none of @ \" / or space)."
+  description = "AUTH token of each region's ElastiCache replication group: 16 to 128 letters, digits or characters among ! & # $ ^ < > - (what ElastiCache accepts)."
   type        = map(string)
   sensitive   = true
 

@@ -44,10 +44,12 @@ output "filter_policy" {
 }
 
 output "subscription" {
-  description = "What a topic module needs to subscribe this region (an element of its subscriptions): the queue ARN and the filter policy. Available once the queue policy admits the topics."
+  description = "What a topic module needs to subscribe this region (an element of its subscriptions): the region, the queue ARN, the filter policy, and how long the subscription's dead-letter queue keeps a batch (the DLQ's retention, which the tombstone horizon covers). Available once the queue policy admits the topics."
   value = {
-    queue_arn     = aws_sqs_queue.this.arn
-    filter_policy = jsonencode(local.filter_policy)
+    region                        = var.region
+    queue_arn                     = aws_sqs_queue.this.arn
+    filter_policy                 = jsonencode(local.filter_policy)
+    dlq_message_retention_seconds = var.dlq_message_retention_seconds
   }
 
   # SNS may deliver as soon as the subscription exists: the queue policy
@@ -99,4 +101,19 @@ output "redis_url" {
   description = "REGIS_REDIS_URL the applier uses, AUTH token included."
   value       = local.redis_url
   sensitive   = true
+}
+
+output "tombstone_horizon_seconds" {
+  description = "REGIS_TOMBSTONE_HORIZON_SECONDS of the applier: batches older than this are refused, so redrive DLQ contents younger than it."
+  value       = var.tombstone_horizon_seconds
+}
+
+output "dashboard" {
+  description = "This region's part of the deployment's dashboard (input regions of the dashboard module, with the topic's undelivered queue added): region, queue and DLQ names, applier function name (null without create_lambda). Known at plan time, so the dashboard's body is too."
+  value = {
+    region        = var.region
+    queue_name    = var.queue_name
+    dlq_name      = local.dlq_name
+    function_name = var.create_lambda ? var.function_name : null
+  }
 }

@@ -13,7 +13,7 @@ variable "region" {
 }
 
 variable "topic_arns" {
-  description = "ARNs of the replication topics this region applies (every origin region's topic, output topic_arn of the topic module). Only these topics may send to the queue, and only they may use its KMS key. The subscriptions themselves belong to each topic's module (output subscription), because SNS subscribes in the topic's region."
+  description = "ARNs of the replication topics this region applies (every origin region's topic, output topic_arn of the topic module), in this region's account. Only these topics may send to the queue, and only they may use its KMS key. The subscriptions themselves belong to each topic's module (output subscription), because SNS subscribes in the topic's region and keeps a subscription's dead-letter queue in the subscription's account and region."
   type        = list(string)
 
   validation {
@@ -35,6 +35,14 @@ variable "allowed_tenants" {
   validation {
     condition     = var.allowed_tenants == null || try(length(var.allowed_tenants) > 0 && alltrue([for t in var.allowed_tenants : length(t) > 0]), false)
     error_message = "allowed_tenants must be null (every tenant) or a non-empty list of non-empty tenant ids."
+  }
+
+  # SNS refuses a filter policy with more than 150 combinations of values
+  # (the product of the value counts of its keys): 2 values of regions
+  # (the region and "*") times the tenants.
+  validation {
+    condition     = var.allowed_tenants == null || try(2 * length(var.allowed_tenants) <= 150, false)
+    error_message = "allowed_tenants may list at most 75 tenants: with the 2 values of regions, the filter policy would exceed SNS's 150 combinations."
   }
 }
 
@@ -65,7 +73,7 @@ variable "dlq_name" {
 }
 
 variable "message_retention_seconds" {
-  description = "How long the apply queue keeps a batch. Must not exceed tombstone_horizon_seconds: a delete's tombstone has to outlive every batch still in flight."
+  description = "How long the apply queue keeps a batch (four days). Must not exceed tombstone_horizon_seconds: a delete's tombstone has to outlive every batch still in flight."
   type        = number
   default     = 345600
 
@@ -76,9 +84,9 @@ variable "message_retention_seconds" {
 }
 
 variable "dlq_message_retention_seconds" {
-  description = "How long the dead-letter queue keeps a failed batch; longer than the apply queue's retention so an operator has time to inspect and redrive."
+  description = "How long the dead-letter queue keeps a failed batch (seven days), and the topic's undelivered queue of this region too: longer than the apply queue's retention so an operator has time to inspect and redrive, and not longer than tombstone_horizon_seconds, so a redriven batch is never older than the horizon."
   type        = number
-  default     = 1209600
+  default     = 604800
 
   validation {
     condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
@@ -120,13 +128,24 @@ variable "receive_wait_time_seconds" {
 }
 
 variable "max_message_size" {
-  description = "Largest message the apply queue and the DLQ accept, in bytes. Must be at least the topic's max_message_bytes."
+  description = "Largest message the apply queue accepts, in bytes, attributes included. Must be at least the topic's max_message_bytes (SNS delivers up to that, with the batch's attributes)."
   type        = number
   default     = 262144
 
   validation {
-    condition     = var.max_message_size >= 1024 && var.max_message_size <= 1048576
-    error_message = "max_message_size must be between 1024 and 1048576 bytes."
+    condition     = var.max_message_size >= 1024 && var.max_message_size <= 1048576 - 4096 && floor(var.max_message_size) == var.max_message_size
+    error_message = "max_message_size must be a whole number of bytes between 1024 and 1044480 (SQS's 1 MiB less the room the DLQ needs for the parking attributes)."
+  }
+}
+
+variable "dlq_max_message_size" {
+  description = "Largest message the DLQ accepts, in bytes. At least max_message_size + 4096: a batch at the apply queue's limit is parked with the applier's attributes (reason, detail) added. The default is SQS's maximum, 1 MiB (hashicorp/aws accepts it from 6.8.0)."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.dlq_max_message_size >= 1024 && var.dlq_max_message_size <= 1048576 && floor(var.dlq_max_message_size) == var.dlq_max_message_size
+    error_message = "dlq_max_message_size must be a whole number of bytes between 1024 and 1048576."
   }
 }
 
@@ -233,9 +252,9 @@ variable "lambda_timeout" {
 }
 
 variable "reserved_concurrent_executions" {
-  description = "Concurrency reserved for the applier; also caps how hard one region's Redis is hit. Must be at least maximum_concurrency, as AWS advises, or -1 for no reservation."
+  description = "Concurrency reserved for the applier; also caps how hard one region's Redis is hit. Must be at least maximum_concurrency, as AWS advises, or -1 for no reservation (the default: a reservation must leave the account 100 unreserved executions, so any reservation fails in a new account whose regional quota is 10)."
   type        = number
-  default     = 10
+  default     = -1
 
   validation {
     condition     = var.reserved_concurrent_executions == -1 || var.reserved_concurrent_executions >= 2
@@ -300,13 +319,24 @@ variable "signing_keys" {
 }
 
 variable "tombstone_horizon_seconds" {
-  description = "REGIS_TOMBSTONE_HORIZON_SECONDS: how long version bookkeeping outlives deleted data. At least message_retention_seconds."
+  description = "REGIS_TOMBSTONE_HORIZON_SECONDS: how long version bookkeeping outlives deleted data (seven days). Must cover message_retention_seconds and dlq_message_retention_seconds: the applier refuses a batch older than the horizon (beyond-horizon), so no queue may keep one longer."
   type        = number
-  default     = 345600
+  default     = 604800
 
   validation {
     condition     = var.tombstone_horizon_seconds >= 60 && floor(var.tombstone_horizon_seconds) == var.tombstone_horizon_seconds
     error_message = "tombstone_horizon_seconds must be a whole number of seconds, at least 60."
+  }
+}
+
+variable "max_clock_skew_seconds" {
+  description = "REGIS_MAX_CLOCK_SKEW_SECONDS: how far ahead of the applier's clock a command's version may be; a batch further ahead is parked (clock-skew) instead of winning every conflict until the clocks meet."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.max_clock_skew_seconds >= 1 && var.max_clock_skew_seconds <= 86400 && floor(var.max_clock_skew_seconds) == var.max_clock_skew_seconds
+    error_message = "max_clock_skew_seconds must be a whole number of seconds between 1 and 86400."
   }
 }
 
@@ -487,14 +517,25 @@ variable "elasticache_shards" {
 }
 
 variable "elasticache_auth_token" {
-  description = "AUTH token of the replication group (16 to 128 printable characters, none of @ \" / or space). Required when create_elasticache is true; it becomes the password of REGIS_REDIS_URL."
+  description = "AUTH token of the replication group: 16 to 128 characters, each a letter, a digit or one of ! & # $ ^ < > - (what ElastiCache accepts). Required when create_elasticache is true; it becomes the password of REGIS_REDIS_URL."
   type        = string
   default     = null
   sensitive   = true
 
   validation {
-    condition     = var.elasticache_auth_token == null || can(regex("^[!#-.0-?A-~]{16,128}$", var.elasticache_auth_token))
-    error_message = "elasticache_auth_token must be 16 to 128 printable ASCII characters without @, \", / or space, or null."
+    condition     = var.elasticache_auth_token == null || can(regex("^[A-Za-z0-9!&#$^<>-]{16,128}$", var.elasticache_auth_token))
+    error_message = "elasticache_auth_token must be 16 to 128 letters, digits or characters among ! & # $ ^ < > -, or null."
+  }
+}
+
+variable "elasticache_auth_token_update_strategy" {
+  description = "How a changed elasticache_auth_token is applied: ROTATE (the old token stays valid next to the new one, so running appliers keep working; apply SET later to retire it) or SET (only the new token is valid at once)."
+  type        = string
+  default     = "ROTATE"
+
+  validation {
+    condition     = contains(["ROTATE", "SET"], var.elasticache_auth_token_update_strategy)
+    error_message = "elasticache_auth_token_update_strategy must be ROTATE or SET."
   }
 }
 
@@ -532,6 +573,17 @@ variable "alarm_lambda_errors_threshold" {
   validation {
     condition     = var.alarm_lambda_errors_threshold >= 0
     error_message = "alarm_lambda_errors_threshold must not be negative."
+  }
+}
+
+variable "alarm_type_conflicts_threshold" {
+  description = "Alarm when the applier skips more writes than this in one period because the key holds another type in this region (metric TypeConflicts)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alarm_type_conflicts_threshold >= 0
+    error_message = "alarm_type_conflicts_threshold must not be negative."
   }
 }
 

@@ -25,10 +25,12 @@ variable "publisher_role_arns" {
 }
 
 variable "subscriptions" {
-  description = "The regions that apply this topic: output subscription of each region module ({queue_arn, filter_policy}). Each queue is subscribed with raw message delivery and its filter policy (scope MessageAttributes), and only these queues may subscribe to the topic."
+  description = "The regions that apply this topic: output subscription of each region module ({region, queue_arn, filter_policy, dlq_message_retention_seconds}). Each queue, in this topic's account, is subscribed with raw message delivery and its filter policy (scope MessageAttributes) and gets an undelivered queue (the subscription's dead-letter queue) keeping batches dlq_message_retention_seconds; only these queues may subscribe to the topic."
   type = list(object({
-    queue_arn     = string
-    filter_policy = string
+    region                        = string
+    queue_arn                     = string
+    filter_policy                 = string
+    dlq_message_retention_seconds = number
   }))
 
   validation {
@@ -45,16 +47,31 @@ variable "subscriptions" {
     condition     = alltrue([for s in var.subscriptions : can(jsondecode(s.filter_policy).regions)])
     error_message = "Every filter_policy must be a JSON object with a regions key (the region module's filter_policy)."
   }
+
+  validation {
+    condition     = alltrue([for s in var.subscriptions : s.region == split(":", s.queue_arn)[3]])
+    error_message = "Every subscription's region must be the region of its queue_arn."
+  }
+
+  validation {
+    condition     = length(distinct([for s in var.subscriptions : s.region])) == length(var.subscriptions)
+    error_message = "One subscription per region: each region's undelivered queue is named after the region."
+  }
+
+  validation {
+    condition     = alltrue([for s in var.subscriptions : s.dlq_message_retention_seconds >= 60 && s.dlq_message_retention_seconds <= 1209600])
+    error_message = "dlq_message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
 }
 
 variable "kms_key_arn" {
-  description = "ARN of an existing customer managed KMS key to encrypt the topic with. When null, the module creates a key whose policy lets the publisher roles (through SNS) and SNS itself use it."
+  description = "ARN of an existing customer managed KMS key (a key ARN, not an alias: KMS ignores alias ARNs in policies that grant use of a key) to encrypt the topic, its undelivered queues and its alarm topic with. Its policy must let the publisher roles use it through SNS, and sns.amazonaws.com and cloudwatch.amazonaws.com use it for this account. When null, the module creates such a key."
   type        = string
   default     = null
 
   validation {
-    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+$", var.kms_key_arn))
-    error_message = "kms_key_arn must be a KMS key or alias ARN, or null."
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a KMS key ARN (arn:<partition>:kms:<region>:<account>:key/<id>, not an alias), or null."
   }
 }
 
@@ -70,13 +87,46 @@ variable "kms_key_deletion_window_in_days" {
 }
 
 variable "max_message_bytes" {
-  description = "Largest batch, attributes included, that the publisher may send. SNS standard topics have no size attribute in the AWS provider (the service limit is 256 KiB); this value is not applied to AWS but exported as the output max_message_bytes so that the publisher's max_message_bytes is wired from one place."
+  description = "Largest batch, body and attributes, that the publisher may send: at most 262144, the topic's default MaximumMessageSize. SNS lets a topic be raised to 1 MiB, but hashicorp/aws (up to 6.25.0) cannot set that attribute, so this module leaves the topic at its default; the value is exported as the output max_message_bytes so that the publisher's max_message_bytes is wired from one place."
   type        = number
   default     = 262144
 
   validation {
     condition     = var.max_message_bytes >= 1024 && var.max_message_bytes <= 262144 && floor(var.max_message_bytes) == var.max_message_bytes
     error_message = "max_message_bytes must be a whole number of bytes between 1024 and 262144 (the SNS message size limit)."
+  }
+}
+
+variable "undelivered_max_message_size" {
+  description = "Largest message the undelivered queues accept, in bytes: a batch SNS could not deliver, with its attributes. At least max_message_bytes."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.undelivered_max_message_size >= 1024 && var.undelivered_max_message_size <= 1048576 && floor(var.undelivered_max_message_size) == var.undelivered_max_message_size
+    error_message = "undelivered_max_message_size must be a whole number of bytes between 1024 and 1048576."
+  }
+}
+
+variable "kms_data_key_reuse_period_seconds" {
+  description = "How long SQS reuses a data key for the undelivered queues before calling KMS again."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.kms_data_key_reuse_period_seconds >= 60 && var.kms_data_key_reuse_period_seconds <= 86400
+    error_message = "kms_data_key_reuse_period_seconds must be between 60 and 86400."
+  }
+}
+
+variable "alarm_period_seconds" {
+  description = "Period of the undelivered-queue alarms' statistics (SQS publishes its metrics every minute)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.alarm_period_seconds >= 60 && var.alarm_period_seconds % 60 == 0
+    error_message = "alarm_period_seconds must be a multiple of 60."
   }
 }
 
