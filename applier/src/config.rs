@@ -11,6 +11,14 @@ use regis_wire::{DecodeLimits, Keyring, Mode};
 
 pub use crate::records::DEFAULT_APPLY_BUDGET_COMMANDS;
 
+/// Default of `REGIS_MAX_CLOCK_SKEW_SECONDS`: five minutes. A batch holding
+/// a version further ahead of the applier's clock is refused (`clock-skew`):
+/// it would win every conflict on its keys until the wall clock caught up.
+/// Clocks synchronised by NTP (or the Amazon Time Sync Service) stay within
+/// milliseconds; minutes of margin leave room for a badly kept host
+/// without letting a wrong clock rule for long.
+pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+
 /// Default of `REGIS_TOMBSTONE_HORIZON_SECONDS`: the engine's
 /// [`DEFAULT_TOMBSTONE_HORIZON`](crate::apply::DEFAULT_TOMBSTONE_HORIZON),
 /// in seconds (one default, whoever reads the setting).
@@ -39,6 +47,9 @@ pub struct ApplierConfig {
     pub limits: DecodeLimits,
     /// Most commands applied in one pipelined call (`REGIS_APPLY_BUDGET`).
     pub apply_budget: usize,
+    /// How far ahead of the applier's clock a version may be
+    /// (`REGIS_MAX_CLOCK_SKEW_SECONDS`).
+    pub max_clock_skew: Duration,
 }
 
 /// A setting that is missing or cannot be read.
@@ -78,6 +89,14 @@ impl ApplierConfig {
             })?,
             None => Keyring::default(),
         };
+        let seconds = |name: &'static str, default: u64| match get(name) {
+            Some(text) => text.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
+                name,
+                message: e.to_string(),
+            }),
+            None => Ok(default),
+        };
+        let max_clock_skew = seconds("REGIS_MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_SECONDS)?;
         let horizon = match get("REGIS_TOMBSTONE_HORIZON_SECONDS") {
             Some(text) => text.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
                 name: "REGIS_TOMBSTONE_HORIZON_SECONDS",
@@ -108,6 +127,7 @@ impl ApplierConfig {
                 })?,
                 None => DEFAULT_APPLY_BUDGET_COMMANDS,
             },
+            max_clock_skew: Duration::from_secs(max_clock_skew),
         })
     }
 }
@@ -154,9 +174,10 @@ mod tests {
         assert_eq!(c.mode, Mode::Lww);
         assert!(!c.cluster);
         assert!(c.keyring.is_empty());
-        assert_eq!(c.tombstone_horizon, Duration::from_secs(345_600));
+        assert_eq!(c.tombstone_horizon, Duration::from_secs(604_800));
         assert_eq!(c.sentry_dsn, None);
         assert_eq!(c.apply_budget, DEFAULT_APPLY_BUDGET_COMMANDS);
+        assert_eq!(c.max_clock_skew, Duration::from_secs(300));
     }
 
     #[test]
@@ -169,6 +190,7 @@ mod tests {
             ("REGIS_TOMBSTONE_HORIZON_SECONDS", "60"),
             ("SENTRY_DSN", "https://key@sentry.invalid/1"),
             ("REGIS_APPLY_BUDGET", "500"),
+            ("REGIS_MAX_CLOCK_SKEW_SECONDS", "30"),
         ]);
         let c = config(&pairs).unwrap();
         assert_eq!(c.mode, Mode::Plain);
@@ -177,6 +199,7 @@ mod tests {
         assert_eq!(c.tombstone_horizon, Duration::from_secs(60));
         assert_eq!(c.sentry_dsn.as_deref(), Some("https://key@sentry.invalid/1"));
         assert_eq!(c.apply_budget, 500);
+        assert_eq!(c.max_clock_skew, Duration::from_secs(30));
     }
 
     #[test]
@@ -194,6 +217,15 @@ mod tests {
             config(&pairs),
             Err(ConfigError::Invalid {
                 name: "REGIS_REDIS_CLUSTER",
+                ..
+            })
+        ));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("REGIS_MAX_CLOCK_SKEW_SECONDS", "-1"));
+        assert!(matches!(
+            config(&pairs),
+            Err(ConfigError::Invalid {
+                name: "REGIS_MAX_CLOCK_SKEW_SECONDS",
                 ..
             })
         ));

@@ -31,7 +31,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use regis_applier::config::{DEFAULT_APPLY_BUDGET_COMMANDS, DEFAULT_TOMBSTONE_HORIZON_SECONDS, parse_apply_budget};
+use regis_applier::config::{
+    DEFAULT_APPLY_BUDGET_COMMANDS, DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_TOMBSTONE_HORIZON_SECONDS,
+    parse_apply_budget,
+};
 use regis_applier::metrics::{self, CycleMetrics};
 use regis_applier::records::{Apply, Outcome, Processor, Record};
 use regis_applier::{Applier, ApplierConfig};
@@ -81,6 +84,10 @@ pub struct WorkerArgs {
     /// How long version bookkeeping outlives deleted data, in seconds.
     #[arg(long = "tombstone-horizon", env = "REGIS_TOMBSTONE_HORIZON_SECONDS", value_name = "SECONDS", default_value_t = DEFAULT_TOMBSTONE_HORIZON_SECONDS)]
     pub tombstone_horizon_seconds: u64,
+    /// How far ahead of this worker's clock a version may be, in seconds; a
+    /// batch holding one further ahead is parked (`clock-skew`).
+    #[arg(long = "max-clock-skew", env = "REGIS_MAX_CLOCK_SKEW_SECONDS", value_name = "SECONDS", default_value_t = DEFAULT_MAX_CLOCK_SKEW_SECONDS)]
+    pub max_clock_skew_seconds: u64,
     /// Report permanent failures and panics to Sentry.
     #[arg(long, env = "SENTRY_DSN", hide_env_values = true)]
     pub sentry_dsn: Option<String>,
@@ -134,6 +141,7 @@ impl WorkerArgs {
             sentry_dsn: self.sentry_dsn.clone(),
             limits: DecodeLimits::default(),
             apply_budget: self.apply_budget,
+            max_clock_skew: Duration::from_secs(self.max_clock_skew_seconds),
         })
     }
 }
@@ -465,7 +473,7 @@ mod tests {
         assert!(!args.cluster);
         assert_eq!(args.receivers, 2);
         assert_eq!(args.wait_seconds, 20);
-        assert_eq!(args.tombstone_horizon_seconds, 345_600);
+        assert_eq!(args.tombstone_horizon_seconds, 604_800);
         assert_eq!(args.visibility_timeout, None);
         assert_eq!(args.signing_keys, None);
     }

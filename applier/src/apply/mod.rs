@@ -49,11 +49,15 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// enough that the call overhead vanishes, small enough that one call does
 /// not block Redis for long.
 pub const DEFAULT_MAX_COMMANDS_PER_SCRIPT: usize = 64;
-/// Default lifetime of bookkeeping beyond the data it describes: four days,
-/// the SQS queue's default message retention (Amazon SQS Developer Guide,
-/// "Quotas related to messages": retention 60 s to 14 days, default 4 days),
-/// so a tombstone outlives any message still in flight.
-pub const DEFAULT_TOMBSTONE_HORIZON: Duration = Duration::from_secs(4 * 24 * 3600);
+/// Default lifetime of bookkeeping beyond the data it describes: seven days,
+/// the default retention of the dead-letter queue (and at least that of the
+/// apply queue, four days), so a tombstone outlives any message still in
+/// flight or parked, redrives included. The rule, enforced by the Terraform
+/// region module and the local topology: the horizon covers the retention of
+/// both queues (Amazon SQS Developer Guide, "Quotas related to messages":
+/// retention 60 s to 14 days; a message keeps its original enqueue time when
+/// it moves to a DLQ).
+pub const DEFAULT_TOMBSTONE_HORIZON: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most commands sent in one pipeline. Several thousand commands already
 /// amortise the round trip; larger pipelines only cost memory (the request
 /// and the replies are held whole, a few KiB per command).

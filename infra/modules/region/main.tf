@@ -62,6 +62,7 @@ locals {
     REGIS_SIGNING_KEYS              = var.signing_keys
     REGIS_TOMBSTONE_HORIZON_SECONDS = tostring(var.tombstone_horizon_seconds)
     REGIS_MAX_CLOCK_SKEW_SECONDS    = tostring(var.max_clock_skew_seconds)
+    REGIS_APPLY_BUDGET              = tostring(var.apply_budget_commands)
     SENTRY_DSN                      = var.sentry_dsn
   } : k => v if v != null }
 }

@@ -340,6 +340,17 @@ variable "max_clock_skew_seconds" {
   }
 }
 
+variable "apply_budget_commands" {
+  description = "REGIS_APPLY_BUDGET: most commands applied in one pipelined call; an invocation's records are decoded and applied in slices of this size, which bounds the function's memory (a record larger than this goes alone)."
+  type        = number
+  default     = 20000
+
+  validation {
+    condition     = var.apply_budget_commands >= 1 && var.apply_budget_commands <= 1000000 && floor(var.apply_budget_commands) == var.apply_budget_commands
+    error_message = "apply_budget_commands must be a whole number between 1 and 1000000."
+  }
+}
+
 variable "sentry_dsn" {
   description = "SENTRY_DSN: report permanent failures and panics to Sentry. Null disables Sentry."
   type        = string
