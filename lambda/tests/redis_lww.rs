@@ -468,7 +468,8 @@ async fn a_batch_refused_for_its_content_fails_alone() {
         "good",
         vec![at(100, 1, set(b"a", b"1")), at(101, 1, set(b"b", b"1"))],
     );
-    // An expiry of 0 is refused by Redis (`invalid expire time`).
+    // An expiry beyond Redis's range is refused by Redis (`value is not an
+    // integer or out of range`).
     let bad = batch(
         Mode::Lww,
         "bad",
@@ -478,7 +479,7 @@ async fn a_batch_refused_for_its_content_fails_alone() {
             Command::Set {
                 key: b(b"c"),
                 value: b(b"1"),
-                expire_at_ms: Some(0),
+                expire_at_ms: Some(u64::MAX),
             },
         )],
     );

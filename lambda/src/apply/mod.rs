@@ -36,6 +36,7 @@ use redis::{Pipeline, RedisResult, Script, Value};
 use regis_wire::{Batch, Mode, VersionedCommand};
 
 pub use error::ApplyError;
+pub use lww::{ASIDE_WINDOW, CHAIN_MAX};
 
 /// Default time to wait for a reply: generous, because one pipeline may carry
 /// the commands of ten large batches.
@@ -355,18 +356,19 @@ impl Engine {
         let mut results = Vec::with_capacity(group.len());
         for part in group.chunks(piece) {
             results.extend(match self.inner.mode {
-                Mode::Plain => self.run_plain(part).await,
+                Mode::Plain => self.run_plain(part, now_ms).await,
                 Mode::Lww => self.run_lww(part, now_ms).await,
             });
         }
         results
     }
 
-    async fn run_plain(&self, group: &[Item<'_>]) -> Vec<ItemResult> {
+    async fn run_plain(&self, group: &[Item<'_>], now_ms: u64) -> Vec<ItemResult> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for item in group {
-            plain::push(&mut pipe, &item.command.command);
+        let expiries = plain::extended_expiries(group.iter().map(|i| i.command), now_ms);
+        for (item, expiry) in group.iter().zip(expiries) {
+            plain::push(&mut pipe, &item.command.command, expiry);
         }
         let mut conn = self.inner.conn.clone();
         match conn.query(&pipe).await {

@@ -23,6 +23,10 @@ use super::slot::{SLOT_COUNT, key_slot};
 /// Prefix of every bookkeeping key; readers of data keys can skip these.
 pub const BOOKKEEPING_PREFIX: &[u8] = b"regis:v:";
 
+/// Prefix of the keys where last-writer-wins keeps expired data aside for a
+/// while (see `docs/lww.md`); readers of data keys skip these too.
+pub const ASIDE_PREFIX: &[u8] = b"regis:x:";
+
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A tag of up to three bytes, stored inline: `len` then the bytes.
@@ -87,9 +91,19 @@ pub fn warm_up() {
 /// The bookkeeping key of data key `key`: `regis:v:{T}:` + `key`, in the
 /// same cluster slot as `key`.
 pub fn bookkeeping_key(key: &[u8]) -> Vec<u8> {
+    reserved_key(BOOKKEEPING_PREFIX, key)
+}
+
+/// The aside key of data key `key`: `regis:x:{T}:` + `key`, in the same
+/// cluster slot as `key`.
+pub fn aside_key(key: &[u8]) -> Vec<u8> {
+    reserved_key(ASIDE_PREFIX, key)
+}
+
+fn reserved_key(prefix: &[u8], key: &[u8]) -> Vec<u8> {
     let tag = tag_for_slot(key_slot(key));
-    let mut out = Vec::with_capacity(BOOKKEEPING_PREFIX.len() + tag.len() + 3 + key.len());
-    out.extend_from_slice(BOOKKEEPING_PREFIX);
+    let mut out = Vec::with_capacity(prefix.len() + tag.len() + 3 + key.len());
+    out.extend_from_slice(prefix);
     out.push(b'{');
     out.extend_from_slice(tag);
     out.extend_from_slice(b"}:");
@@ -119,6 +133,10 @@ mod tests {
             assert_eq!(key_slot(&m), key_slot(key), "{key:?}");
             assert!(m.starts_with(BOOKKEEPING_PREFIX));
             assert!(m.ends_with(key));
+            let a = aside_key(key);
+            assert_eq!(key_slot(&a), key_slot(key), "{key:?}");
+            assert!(a.starts_with(ASIDE_PREFIX));
+            assert_eq!(a[ASIDE_PREFIX.len()..], m[BOOKKEEPING_PREFIX.len()..]);
         }
     }
 }
