@@ -87,26 +87,35 @@ end
 
 -- The chain: the key's expiry writes since its newest whole-key write
 -- (that write first, with its own expiry), oldest first, as two arrays of
--- versions and expiries ('' for none). Stored in M's field `c` as
--- "v:x;v:x;" when it has two entries or more; a chain of one is the
--- register (e, x) itself.
-local function chain_of(c, e, x)
+-- versions and expiries ('' for none). The newest is the register (e, x);
+-- the ones before it are M's fields c1, c2, .. as "version:expiry" (one
+-- field each, so that M keeps Redis's compact encoding).
+local CHAIN_FIELDS = {}
+for n = 1, CHAIN_MAX - 1 do CHAIN_FIELDS[n] = 'c' .. n end
+
+local function chain_of(cs, first, e, x)
   local cv, cx = {}, {}
-  if c then
-    for v, ex in string.gmatch(c, '(%x+):(%d*);') do
-      cv[#cv + 1] = v; cx[#cx + 1] = ex
+  if cs then
+    for n = 1, CHAIN_MAX - 1 do
+      local entry = cs[first + n - 1]
+      if not entry then break end
+      local sep = string.find(entry, ':', 1, true)
+      cv[n] = string.sub(entry, 1, sep - 1); cx[n] = string.sub(entry, sep + 1)
     end
-  elseif e then
-    cv[1] = e; cx[1] = x or ''
   end
+  if e then cv[#cv + 1] = e; cx[#cx + 1] = x or '' end
   return cv, cx
 end
 
-local function chain_text(cv, cx)
-  if #cv < 2 then return nil end
-  local parts = {}
-  for i = 1, #cv do parts[i] = cv[i] .. ':' .. cx[i] .. ';' end
-  return table.concat(parts)
+-- Adds to `set` and `del` (field/value lists for HSET, fields for HDEL)
+-- what stores the chain, `had` being how many c fields M held.
+local function chain_store(cv, cx, had, set, del)
+  set[#set + 1] = 'e'; set[#set + 1] = cv[#cv]
+  set[#set + 1] = 'x'; set[#set + 1] = cx[#cx]
+  for n = 1, #cv - 1 do
+    set[#set + 1] = CHAIN_FIELDS[n]; set[#set + 1] = cv[n] .. ':' .. cx[n]
+  end
+  for n = #cv, had do del[#del + 1] = CHAIN_FIELDS[n] end
 end
 
 -- Inserts (v, x) in version order; false when v is already there.
@@ -228,6 +237,28 @@ local function flush()
   pending, pending_keys = {}, {}
 end
 
+-- K's expiry is the register (the newest expiry write, `rx`) unless that
+-- has passed: what K holds then was written after it, on a fresh key.
+-- `kexists` is what is known of K (true, false, or nil); returns it, known
+-- better.
+local function ttl(K, rx, now, kexists)
+  if kexists == false then return false end
+  if rx ~= '' and tonumber(rx) > now then
+    local r = call('PEXPIREAT', K, rx)
+    if kexists == nil then kexists = r == 1 end
+  else
+    call('PERSIST', K)
+  end
+  return kexists
+end
+
+-- The type the key holds in K, and in K or else aside.
+local function key_type(K, A, aside)
+  local cur = call('TYPE', K).ok
+  if cur == 'none' and aside then return cur, call('TYPE', A).ok end
+  return cur, cur
+end
+
 local out = {}
 local a = 4
 local ncmd = #KEYS / 3
@@ -259,7 +290,7 @@ for i = 1, ncmd do
   if vt > now then now = vt end
 
   local whole = WHOLE[op]
-  local mk, me, mx, mz, my, mc, all
+  local mk, me, mx, mz, my, all, cs, first
   local fresh_m = false
   if whole then
     -- One read gives the key-level fields and any element versions.
@@ -269,52 +300,36 @@ for i = 1, ncmd do
       local f = all[j]
       if f == 'k' then mk = all[j + 1] elseif f == 'e' then me = all[j + 1]
       elseif f == 'x' then mx = all[j + 1] elseif f == 'z' then mz = all[j + 1]
-      elseif f == 'y' then my = all[j + 1] elseif f == 'c' then mc = all[j + 1] end
+      elseif f == 'y' then my = all[j + 1]
+      elseif string.byte(f, 1) == 99 then
+        cs = cs or {}
+        cs[tonumber(string.sub(f, 2))] = all[j + 1]
+      end
     end
+    first = 1
   else
-    local m = call('HMGET', M, 'k', 'e', 'x', 'z', 'y', 'c')
-    mk, me, mx, mz, my, mc = m[1], m[2], m[3], m[4], m[5], m[6]
+    cs = call('HMGET', M, 'k', 'e', 'x', 'z', 'y', unpack(CHAIN_FIELDS))
+    mk, me, mx, mz, my = cs[1], cs[2], cs[3], cs[4], cs[5]
+    first = 6
   end
   local zold, y = mz or '', my or ''
   local znew = zold
-  local cv, cx = chain_of(mc, me, mx)
-  local fv = nil
-  local function versions()
-    if fv == nil then fv = element_versions(all or call('HGETALL', M)) end
-    return fv
+  local cv, cx, had
+  if cs == nil and whole then
+    -- A whole-key write needs only the entries newer than itself: at most
+    -- the register, when M holds no older entries.
+    had = 0
+  else
+    cv, cx = chain_of(cs, first, me, mx)
+    had = #cv - 1
   end
+  local fv = nil
   -- A may hold something only while some data is expired.
   local aside = zold ~= ''
   local code = '0'
   local wrote = false
   local wrote_aside = false
   local kexists = nil -- K after the command: true, false, or nil (unknown)
-
-  -- K's expiry is the register (the newest expiry write) unless that has
-  -- passed: what K holds then was written after it, on a fresh key.
-  local function ttl()
-    if kexists == false then return end
-    local rx = cx[#cx]
-    if rx and rx ~= '' and tonumber(rx) > now then
-      local r = call('PEXPIREAT', K, rx)
-      if kexists == nil then kexists = r == 1 end
-    else
-      call('PERSIST', K)
-    end
-  end
-  local function move(to)
-    if to ~= znew then
-      if to > znew and not final(to, y) then wrote_aside = true end
-      settle(K, A, znew, to, mk, versions(), y)
-      znew = to
-    end
-  end
-  -- The type the key holds, in K, or else aside.
-  local function key_type()
-    local cur = call('TYPE', K).ok
-    if cur == 'none' and aside then return cur, call('TYPE', A).ok end
-    return cur, cur
-  end
 
   if mk and v <= mk then
     code = '1'
@@ -324,7 +339,7 @@ for i = 1, ncmd do
     fv = element_versions(all)
     local newer = nil
     if next(fv) ~= nil or aside then
-      local _, cur = key_type()
+      local _, cur = key_type(K, A, aside)
       local changing = cur ~= 'none' and want ~= nil and cur ~= want
       local stale = {}
       for e, f in pairs(fv) do
@@ -360,16 +375,28 @@ for i = 1, ncmd do
       kexists = false
     end
     -- The chain restarts at v (expiry writes newer than v stay).
-    local nv, nx = { v }, { exp }
-    for j = 1, #cv do
-      if cv[j] > v then nv[#nv + 1] = cv[j]; nx[#nx + 1] = cx[j] end
+    if cv == nil then
+      if me and me > v then cv, cx = { v, me }, { exp, mx } else cv, cx = { v }, { exp } end
+    else
+      local nv, nx = { v }, { exp }
+      for j = 1, #cv do
+        if cv[j] > v then nv[#nv + 1] = cv[j]; nx[#nx + 1] = cx[j] end
+      end
+      cv, cx = nv, nx
     end
-    cv, cx = nv, nx
+    if #cv > CHAIN_MAX then
+      -- Older than every expiry write the full chain keeps: its own expiry
+      -- is beyond the bound, as an expiry write that old would be.
+      table.remove(cv, 1); table.remove(cx, 1)
+    end
     if y ~= '' and y <= v then y = '' end
-    y = chain_trim(cv, cx, y)
     mk = v
     local to = dead_cut(cv, cx, y, now)
-    if newer ~= nil then move(to) else znew = to end
+    if newer ~= nil and to ~= znew then
+      if to > znew and not final(to, y) then wrote_aside = true end
+      settle(K, A, znew, to, mk, fv, y)
+    end
+    znew = to
     -- Where the content at v goes: K, or aside when it is already expired.
     local target = K
     if v < znew then
@@ -417,7 +444,7 @@ for i = 1, ncmd do
         if target == K then kexists = true else wrote_aside = true end
       end
     end
-    if op ~= 'S' or target ~= K then ttl() end
+    if op ~= 'S' or target ~= K then kexists = ttl(K, cx[#cx], now, kexists) end
     wrote = true
   elseif op == 'p' or op == 'q' then
     -- Expiry write at v: joins the chain (a late one can still end or
@@ -426,21 +453,29 @@ for i = 1, ncmd do
       code = '1'
     else
       y = chain_trim(cv, cx, y)
-      move(dead_cut(cv, cx, y, now))
+      local to = dead_cut(cv, cx, y, now)
+      if to ~= znew then
+        if to > znew and not final(to, y) then wrote_aside = true end
+        settle(K, A, znew, to, mk, element_versions(call('HGETALL', M)), y)
+        znew = to
+      end
       if cv[#cv] ~= v and znew == zold then code = '1' end
-      ttl()
+      kexists = ttl(K, cx[#cx], now, kexists)
       wrote = true
     end
   else
     -- Element write at v: applies to each element iff newer than its version.
-    local kcur, cur = key_type()
+    local kcur, cur = key_type(K, A, aside)
     if cur ~= 'none' and cur ~= TYPE[op] then
       code = '2'
     else
-      move(dead_cut(cv, cx, y, now))
-      if znew ~= zold then
+      local to = dead_cut(cv, cx, y, now)
+      if to ~= znew then
+        if to > znew and not final(to, y) then wrote_aside = true end
+        settle(K, A, znew, to, mk, element_versions(call('HGETALL', M)), y)
+        znew = to
         wrote = true
-        ttl()
+        kexists = ttl(K, cx[#cx] or '', now, kexists)
       end
       local step = PAIRS[op] and 2 or 1
       local mpos = (op == 'h') and 0 or ((op == 'z') and 1 or 0)
@@ -485,7 +520,7 @@ for i = 1, ncmd do
           if target ~= nil then variadic(ADD[op], target, list, step) end
           if target == K then
             kexists = true
-            if kcur == 'none' then ttl() end
+            if kcur == 'none' then kexists = ttl(K, cx[#cx] or '', now, kexists) end
           elseif target == A then
             wrote_aside = true
           end
@@ -504,15 +539,16 @@ for i = 1, ncmd do
     if wrote_aside then call('PEXPIREAT', A, ms(now + window)) end
     -- Key-level bookkeeping: the whole-key version, the register, the
     -- chain, the frozen cut and the dead cut.
+    if whole and #cv == 1 and had == 0 and y == '' and not my and znew == zold then
+      -- The common case, in one call: a whole-key write and its own expiry.
+      call('HSET', M, 'k', v, 'e', v, 'x', exp)
+    else
     local set, del = {}, {}
     if whole then
       set[#set + 1] = 'k'; set[#set + 1] = v
     end
     if whole or op == 'p' or op == 'q' then
-      set[#set + 1] = 'e'; set[#set + 1] = cv[#cv]
-      set[#set + 1] = 'x'; set[#set + 1] = cx[#cx]
-      local c = chain_text(cv, cx)
-      if c then set[#set + 1] = 'c'; set[#set + 1] = c elseif mc then del[#del + 1] = 'c' end
+      chain_store(cv, cx, had, set, del)
       if y ~= '' then set[#set + 1] = 'y'; set[#set + 1] = y elseif my then del[#del + 1] = 'y' end
     end
     if znew ~= zold then
@@ -520,6 +556,7 @@ for i = 1, ncmd do
     end
     if #set > 0 then call('HSET', M, unpack(set)) end
     if #del > 0 then call('HDEL', M, unpack(del)) end
+    end
     -- Bookkeeping lives as long as the data, and at least `horizon` past
     -- the data's end (and past anything aside), so any message still in
     -- flight finds its versions.

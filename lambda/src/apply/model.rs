@@ -181,10 +181,11 @@ impl LwwModel {
         let mut key_state = Replay::default();
         for (version, command) in self.writes.get(key)? {
             // Whatever expired before this write was stamped is gone for it.
+            // (An expiry at or before the time of the write that set it is
+            // thus gone for every later write, stamped no earlier, and at
+            // `now_ms`, which is never earlier than the writes.)
             key_state.at(version.millis);
             key_state.write(command);
-            // An expiry at or before its own write's time ends the key at once.
-            key_state.at(version.millis);
         }
         key_state.at(now_ms);
         key_state.data.map(|d| (d, key_state.expire_at_ms))
