@@ -13,7 +13,7 @@
 
 use redis::aio::MultiplexedConnection;
 use redis::{Pipeline, Value};
-use regis_lambda::apply::tags::{BOOKKEEPING_PREFIX, bookkeeping_key};
+use regis_lambda::apply::tags::{ASIDE_PREFIX, BOOKKEEPING_PREFIX, bookkeeping_key};
 
 /// `COUNT` hint of each `SCAN` call by default: large, so a page is worth
 /// its two pipelined round trips.
@@ -89,9 +89,10 @@ pub struct ReadKey {
     pub bookkeeping: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// True for the applier's version bookkeeping keys (`regis:v:...`).
+/// True for the applier's own keys: version bookkeeping (`regis:v:...`) and
+/// expired data kept aside (`regis:x:...`), which are not data.
 pub fn is_bookkeeping(key: &[u8]) -> bool {
-    key.starts_with(BOOKKEEPING_PREFIX)
+    key.starts_with(BOOKKEEPING_PREFIX) || key.starts_with(ASIDE_PREFIX)
 }
 
 /// The data key a bookkeeping key describes (`regis:v:{T}:K` gives `K`).
@@ -283,6 +284,7 @@ mod tests {
         assert!(is_bookkeeping(&m));
         assert_eq!(data_key_of(&m), Some(&b"user:{odd}:1"[..]));
         assert!(!is_bookkeeping(b"user:1"));
+        assert!(is_bookkeeping(b"regis:x:{a}:user:1"));
         assert_eq!(data_key_of(b"regis:v:nobrace"), None);
     }
 

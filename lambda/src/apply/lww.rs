@@ -64,11 +64,12 @@
 //! * `k`: the version of the newest whole-key write;
 //! * `e`, `x`: the newest expiry-setting write (whole-key or
 //!   PEXPIREAT/PERSIST: the register) and its expiry (epoch ms, or empty);
-//! * `c`: the chain, when it has two entries or more: the expiry-setting
-//!   writes since `k` (`k` first), oldest first, as `version:expiry;` each.
-//!   Whether an expiry fired depends on the time of the *next* expiry write
-//!   (an extension stamped before it cancels it), so a late extension needs
-//!   its neighbours;
+//! * `c1`, `c2`, ..: the rest of the chain, oldest first, as
+//!   `version:expiry`, one field each (so `M` keeps Redis's compact
+//!   encoding). The chain is the expiry-setting writes since `k` (`k`
+//!   first), ending with the register `e`. Whether an expiry fired depends
+//!   on the time of the *next* expiry write (an extension stamped before it
+//!   cancels it), so a late extension needs its neighbours;
 //! * `z`: the dead cut, when some data is expired: data written before it
 //!   (a version `w < z`) is gone. The cut of expiry `x` set at version `p`
 //!   is the version `(x, 0, 0)` when `x` is after `p`'s time, else `p`
