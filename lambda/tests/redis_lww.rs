@@ -1292,3 +1292,63 @@ async fn expiry_bookkeeping_and_aside_memory() {
         }
     }
 }
+
+/// Plain mode keeps no versions, but where a write whose expiry has passed
+/// and the extension stamped before that expiry are applied together, the
+/// key survives with the extended TTL; apart, it is lost (what the README
+/// says plain mode guarantees).
+#[tokio::test]
+async fn plain_mode_applies_an_extension_in_hand_to_an_expired_write() {
+    let server = RedisServer::start();
+    let engine = Engine::connect(&server.url(), Mode::Plain, RedisOptions::default())
+        .await
+        .unwrap();
+    let mut conn = server.client().get_multiplexed_async_connection().await.unwrap();
+    let real = now_ms();
+    let base = real - 60_000;
+    let writes = |key: &[u8]| {
+        vec![
+            ms_at(
+                base,
+                0,
+                Command::HReplace {
+                    key: b(key),
+                    fields: vec![(b(b"user"), b(b"7"))],
+                    expire_at_ms: Some(base + 10_000),
+                },
+            ),
+            ms_at(base, 1_000, hset(key, b"cart", b"1")),
+            ms_at(
+                base,
+                5_000,
+                Command::PExpireAt {
+                    key: b(key),
+                    at_ms: base + 20_000,
+                },
+            ),
+            ms_at(
+                base,
+                15_000,
+                Command::PExpireAt {
+                    key: b(key),
+                    at_ms: real + 600_000,
+                },
+            ),
+        ]
+    };
+    let together = batch(Mode::Plain, "together", writes(b"together"));
+    engine.apply(&[&together], real).await.remove(0).unwrap();
+    let expected = ModelValue::Hash([(b(b"user"), b(b"7")), (b(b"cart"), b(b"1"))].into_iter().collect());
+    assert_eq!(
+        read_key(&mut conn, b"together").await,
+        Some((expected, Some(real + 600_000)))
+    );
+    for (i, w) in writes(b"apart").into_iter().enumerate() {
+        let one = batch(Mode::Plain, &format!("apart-{i}"), vec![w]);
+        engine.apply(&[&one], real).await.remove(0).unwrap();
+    }
+    // Each expiry that has passed deletes the key (the field written in
+    // between made a fresh key, deleted by the next one); the last extension
+    // finds nothing.
+    assert_eq!(read_key(&mut conn, b"apart").await, None);
+}
