@@ -909,7 +909,7 @@ async fn an_expiry_in_the_past_spares_elements_written_after_it_in_any_order() {
         key: b(b"s"),
         members: vec![b(m)],
     };
-    let writes = vec![
+    let writes = [
         ms_at(base, 0, sadd(b"before")),
         // Stamped at +10 with an expiry at +5: the key ends right there.
         ms_at(
@@ -1237,50 +1237,38 @@ async fn expiry_bookkeeping_and_aside_memory() {
             .map(|i| (format!("field:{i:04}").into_bytes(), b(b"value-16-bytes!!")))
             .collect();
         let members: Vec<Vec<u8>> = (0..n).map(|i| format!("member:{i:04}").into_bytes()).collect();
-        let contents: Vec<(&str, Box<dyn Fn(Vec<u8>, u64) -> Command>)> = vec![
-            (
-                "string",
-                Box::new(|key, until| Command::Set {
-                    key,
-                    value: vec![b'x'; 64],
-                    expire_at_ms: Some(until),
-                }),
-            ),
-            (
-                "hash",
-                Box::new(move |key, until| Command::HReplace {
-                    key,
-                    fields: fields.clone(),
-                    expire_at_ms: Some(until),
-                }),
-            ),
-            ("set", {
-                let members = members.clone();
-                Box::new(move |key, until| Command::SReplace {
-                    key,
-                    members: members.clone(),
-                    expire_at_ms: Some(until),
-                })
-            }),
-            (
-                "zset",
-                Box::new(move |key, until| Command::ZReplace {
-                    key,
-                    members: members.iter().map(|m| (1.5, m.clone())).collect(),
-                    expire_at_ms: Some(until),
-                }),
-            ),
-        ];
-        for (name, content) in &contents {
-            if *name == "string" && n == 1000 {
+        let content = |name: &str, key: Vec<u8>, until: u64| match name {
+            "string" => Command::Set {
+                key,
+                value: vec![b'x'; 64],
+                expire_at_ms: Some(until),
+            },
+            "hash" => Command::HReplace {
+                key,
+                fields: fields.clone(),
+                expire_at_ms: Some(until),
+            },
+            "set" => Command::SReplace {
+                key,
+                members: members.clone(),
+                expire_at_ms: Some(until),
+            },
+            _ => Command::ZReplace {
+                key,
+                members: members.iter().map(|m| (1.5, m.clone())).collect(),
+                expire_at_ms: Some(until),
+            },
+        };
+        for name in ["string", "hash", "set", "zset"] {
+            if name == "string" && n == 1000 {
                 continue;
             }
             let live = format!("live:{name}:{n}").into_bytes();
             let late = format!("late:{name}:{n}").into_bytes();
             r.deliver_at(
                 &[
-                    ms_at(base, 0, content(live.clone(), far)),
-                    ms_at(base, 0, content(late.clone(), base + 10)),
+                    ms_at(base, 0, content(name, live.clone(), far)),
+                    ms_at(base, 0, content(name, late.clone(), base + 10)),
                 ],
                 real,
             )

@@ -355,6 +355,11 @@ mod tests {
     }
 
     #[test]
+    fn the_script_keeps_the_documented_chain_bound() {
+        assert!(SOURCE.contains(&format!("local CHAIN_MAX = {CHAIN_MAX} ")), "lww.lua's CHAIN_MAX");
+    }
+
+    #[test]
     fn codes_are_checked() {
         let ok = codes(&Value::BulkString(b"012".to_vec()), 3).unwrap();
         assert_eq!(ok, vec![Code::Applied, Code::Older, Code::TypeConflict]);
