@@ -520,7 +520,7 @@ for i = 1, ncmd do
           if target ~= nil then variadic(ADD[op], target, list, step) end
           if target == K then
             kexists = true
-            if kcur == 'none' then kexists = ttl(K, cx[#cx] or '', now, kexists) end
+            if kcur == 'none' or znew ~= zold then kexists = ttl(K, cx[#cx] or '', now, kexists) end
           elseif target == A then
             wrote_aside = true
           end
