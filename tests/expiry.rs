@@ -101,7 +101,10 @@ fn sliding_workload(p: &str, first: u64, last: u64) -> (Vec<Command>, State) {
                 key: key.clone(),
                 at_ms: first + FIRST_TTL.as_millis() as u64 / 2,
             });
-            commands.push(Command::PExpireAt { key: key.clone(), at_ms: last });
+            commands.push(Command::PExpireAt {
+                key: key.clone(),
+                at_ms: last,
+            });
             want.insert(key, Entry { value, has_ttl: true });
         }
     }
@@ -163,6 +166,10 @@ async fn a_region_applying_a_sliding_ttl_workload_late_ends_like_the_others() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("verify --json");
     assert_eq!(report["identical"], true, "{report}");
     assert_eq!(report["keys"], want.len(), "{report}");
-    eprintln!("verified {} keys {:?} after the restart", want.len(), restarted.elapsed());
+    eprintln!(
+        "verified {} keys {:?} after the restart",
+        want.len(),
+        restarted.elapsed()
+    );
     publisher.shutdown().await.expect("shutdown");
 }

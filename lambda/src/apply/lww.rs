@@ -356,7 +356,10 @@ mod tests {
 
     #[test]
     fn the_script_keeps_the_documented_chain_bound() {
-        assert!(SOURCE.contains(&format!("local CHAIN_MAX = {CHAIN_MAX} ")), "lww.lua's CHAIN_MAX");
+        assert!(
+            SOURCE.contains(&format!("local CHAIN_MAX = {CHAIN_MAX} ")),
+            "lww.lua's CHAIN_MAX"
+        );
     }
 
     #[test]
