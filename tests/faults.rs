@@ -8,34 +8,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Env, OPEN_TENANT, expected, kill, local_script, prefix, publish_all, recorded_pid, snapshot, wait_converged,
-    wait_dead, workload,
+    OPEN_TENANT, Restart, expected, kill, prefix, publish_all, recorded_pid, snapshot, wait_converged, wait_dead,
+    workload,
 };
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const CONVERGE: Duration = Duration::from_secs(180);
-
-/// Restarts a region's process with its `local/` script when dropped, so a
-/// failing test does not leave the environment broken for the next one.
-struct Restart<'a> {
-    env: &'a Env,
-    script: &'static str,
-    region: String,
-}
-
-impl Drop for Restart<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            // Best effort; the test's own failure is what matters.
-            let path = common::root().join("local").join(self.script);
-            let _ = std::process::Command::new(path).args(["start", &self.region]).status();
-        } else {
-            local_script(self.env, self.script, &["start", &self.region]);
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_whose_redis_was_down_converges_when_it_returns() {

@@ -271,6 +271,7 @@ mod tests {
         assert!(is_bookkeeping(&m));
         assert_eq!(data_key_of(&m), Some(&b"user:{odd}:1"[..]));
         assert!(!is_bookkeeping(b"user:1"));
+        assert!(is_bookkeeping(b"regis:x:{a}:user:1"));
         assert_eq!(data_key_of(b"regis:v:nobrace"), None);
     }
 

@@ -172,11 +172,11 @@ async fn every_command_lands(mode: Mode) {
     // And the whole database equals the reference model's state.
     let mut model = LwwModel::new();
     for c in &commands {
-        model.apply(c, now);
+        model.apply(c);
     }
     let actual = dump(&mut conn).await;
     assert_eq!(actual.len(), 9, "{actual:?}");
-    if let Some(d) = diff(&actual, &model.dump()) {
+    if let Some(d) = diff(&actual, &model.dump(now)) {
         panic!("{mode}: {d}");
     }
 }

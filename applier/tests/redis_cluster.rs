@@ -86,11 +86,11 @@ async fn spanning_many_slots(cluster: &RedisCluster, mode: Mode) {
     let mut model = LwwModel::new();
     let mut actual = redis_support::Dump::new();
     for vc in &all {
-        model.apply(vc, now_ms());
+        model.apply(vc);
         let key = vc.command.key();
         actual.insert(key.to_vec(), read_key(&mut conn, key).await.expect("key landed"));
     }
-    if let Some(d) = diff(&actual, &model.dump()) {
+    if let Some(d) = diff(&actual, &model.dump(now_ms())) {
         panic!("{mode}: {d}");
     }
     if mode == Mode::Lww {

@@ -7,8 +7,8 @@
 //! they are read at slightly different moments. A key the first region has
 //! and another lacks is *missing* there; then each other region is scanned
 //! for keys the first lacks (*extra*). The applier's version bookkeeping
-//! (`regis:v:...`) is not data and is skipped, as are keys under
-//! `--ignore` prefixes.
+//! (`regis:v:...`) and the expired data it keeps aside (`regis:x:...`) are
+//! not data and are skipped, as are keys under `--ignore` prefixes.
 //!
 //! Exit 1 when anything differs, with counts per region and a few examples.
 //! Writes in flight while verify runs show up as differences; run it again,
@@ -30,7 +30,7 @@ use regis_applier::snapshot::{self, Content, DEFAULT_SCAN_COUNT, KeyState, is_bo
     long_about = "Compare the Redis of several regions key by key: type, value (hash fields, set members, \
 sorted-set members and scores, list items), and TTL within a tolerance. Every region is compared with the first; \
 keys the first has and another lacks are 'missing' there, keys another has and the first lacks are 'extra'. \
-The applier's version bookkeeping keys (regis:v:...) are ignored. Exits 1 when anything differs, naming a few \
+The applier's own keys (version bookkeeping regis:v:..., expired data kept aside regis:x:...) are ignored. Exits 1 when anything differs, naming a few \
 example keys. Keys are read with SCAN and pipelined round trips per page of keys, so a million keys take seconds.",
     after_help = "Examples:
   regis verify --regions ap-southeast-1,ap-south-1,eu-west-1
@@ -156,10 +156,17 @@ impl Difference {
     }
 }
 
-/// Compares a key of another region with the first region's.
+/// Compares a key of another region with the first region's. TTLs (read
+/// at slightly different moments) are equal within `tolerance`, and a key
+/// the first region was about to expire (within `tolerance`) may have
+/// expired by the time another region is read: not a difference. A key
+/// that lives on in one region and not in another (say, a session extended
+/// everywhere but in a region that applied its writes late and lost it) is.
 pub fn compare(first: &KeyState, other: Option<&KeyState>, tolerance: Duration) -> Option<Difference> {
+    let tolerance_ms = tolerance.as_millis() as u64;
+    let expiring = |state: &KeyState| state.pttl_ms.is_some_and(|t| t.unsigned_abs() <= tolerance_ms);
     let Some(other) = other else {
-        return Some(Difference::Missing);
+        return (!expiring(first)).then_some(Difference::Missing);
     };
     let (a, b) = (&first.content, &other.content);
     if a.type_name() != b.type_name() {
@@ -181,7 +188,7 @@ pub fn compare(first: &KeyState, other: Option<&KeyState>, tolerance: Duration) 
     }
     let close = match (first.pttl_ms, other.pttl_ms) {
         (None, None) => true,
-        (Some(x), Some(y)) => x.abs_diff(y) <= tolerance.as_millis() as u64,
+        (Some(x), Some(y)) => x.abs_diff(y) <= tolerance_ms,
         _ => false,
     };
     (!close).then_some(Difference::Ttl(first.pttl_ms, other.pttl_ms))
@@ -455,6 +462,22 @@ mod tests {
             Some(Difference::Ttl(Some(10_000), None))
         );
         assert_eq!(compare(&a, None, tol), Some(Difference::Missing));
+        // About to expire in the first region: gone elsewhere is no difference.
+        let expiring = state(Content::String(b"v".to_vec()), Some(1_500));
+        assert_eq!(compare(&expiring, None, tol), None);
+        assert_eq!(
+            compare(&state(Content::String(b"v".to_vec()), None), None, tol),
+            Some(Difference::Missing)
+        );
+        // A sliding TTL extended in one region and not in the other.
+        assert_eq!(
+            compare(
+                &state(Content::String(b"v".to_vec()), Some(600_000)),
+                Some(&state(Content::String(b"v".to_vec()), Some(4_000))),
+                tol
+            ),
+            Some(Difference::Ttl(Some(600_000), Some(4_000)))
+        );
         assert!(matches!(
             compare(&a, Some(&state(Content::String(b"w".to_vec()), Some(10_000))), tol),
             Some(Difference::Value(_))

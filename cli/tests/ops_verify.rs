@@ -127,3 +127,64 @@ async fn missing_extra_ttl_and_type_differences_are_counted() {
     .await;
     assert_eq!(json(&out)["regions"][0]["different"], 3);
 }
+
+/// The divergence a region that applies sliding-TTL writes late could show:
+/// the session extended everywhere else is gone there (missing), or kept
+/// only its first, short TTL (a TTL difference far beyond the tolerance).
+/// The applier's aside copies of expired data are not data, not "extra".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliding_ttl_lost_or_not_extended_in_one_region_is_reported() {
+    let (a, b, c) = (RedisServer::start(), RedisServer::start(), RedisServer::start());
+    let extended = |server: &RedisServer, key: &str| {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("token")
+            .arg("PX")
+            .arg(600_000)
+            .query(&mut server.connection())
+            .unwrap();
+    };
+    for key in ["session:1", "session:2"] {
+        extended(&a, key);
+        extended(&b, key);
+        extended(&c, key);
+    }
+    // In b, session:1 was lost and waits aside; in c, session:2 kept its
+    // first TTL.
+    let mut cb = b.connection();
+    let _: () = cb.del("session:1").unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("regis:x:{S7}:session:1")
+        .arg("token")
+        .arg("PX")
+        .arg(3_600_000)
+        .query(&mut cb)
+        .unwrap();
+    let _: () = c.connection().pexpire("session:2", 4_000).unwrap();
+    let out = regis(&[
+        "verify",
+        "--redis-urls",
+        &urls(&[&a, &b, &c]),
+        "--json",
+        "--examples",
+        "10",
+    ])
+    .await;
+    assert_exit(&out, 1);
+    let report = json(&out);
+    assert_eq!(
+        report["regions"][0],
+        serde_json::json!({"region": "r1", "missing": 1, "extra": 0, "different": 0})
+    );
+    assert_eq!(
+        report["regions"][1],
+        serde_json::json!({"region": "r2", "missing": 0, "extra": 0, "different": 1})
+    );
+    let examples = report["examples"].as_array().unwrap();
+    assert!(
+        examples
+            .iter()
+            .any(|e| e["key"] == "session:2" && e["detail"].as_str().unwrap().starts_with("ttl")),
+        "{examples:?}"
+    );
+}

@@ -89,6 +89,7 @@ fn args(queue_url: &str, dlq_url: &str, redis_url: &str) -> WorkerArgs {
         mode: Mode::Lww,
         signing_keys: None,
         tombstone_horizon_seconds: 3600,
+        max_clock_skew_seconds: 300,
         sentry_dsn: None,
         receivers: 2,
         wait_seconds: 1,

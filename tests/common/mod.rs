@@ -132,6 +132,41 @@ pub fn local_script(env: &Env, script: &str, args: &[&str]) {
     );
 }
 
+/// Starts a region's process again with its `local/` script when dropped
+/// (as `make up` starts it), so a failing test does not leave the
+/// environment broken for the next one.
+pub struct Restart<'a> {
+    pub env: &'a Env,
+    /// `worker.sh` or `redis.sh`.
+    pub script: &'static str,
+    pub region: String,
+}
+
+impl Drop for Restart<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Best effort; the test's own failure is what matters.
+            let path = root().join("local").join(self.script);
+            let _ = Process::new(path).args(["start", &self.region]).status();
+        } else {
+            local_script(self.env, self.script, &["start", &self.region]);
+        }
+    }
+}
+
+/// Runs the `regis` binary `make up` built (`$REGIS_BIN`, default
+/// `target/debug/regis`) against the environment file.
+pub fn regis(args: &[&str]) -> std::process::Output {
+    let bin = std::env::var_os("REGIS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target").join("debug").join("regis"));
+    Process::new(&bin)
+        .args(args)
+        .env("REGIS_ENV_FILE", Env::path())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()))
+}
+
 /// The pid `make up` recorded for `name` (`redis-<region>`, `worker-<region>`).
 pub fn recorded_pid(name: &str) -> u32 {
     let path = root().join(".regis").join("pids").join(format!("{name}.pid"));

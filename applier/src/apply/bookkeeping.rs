@@ -13,7 +13,13 @@
 //! | `k` | the newest whole-key write's version (`SET`, `DEL`, replacements) |
 //! | `e` | the newest expiry write's version (`PEXPIREAT`, `PERSIST`, expiries carried by whole-key writes) |
 //! | `x` | the expiry that write set, epoch ms, or empty for none |
+//! | `c1`, `c2`, .. | the older expiry writes since `k`, oldest first, `version:expiry` (the chain; `docs/lww.md`) |
+//! | `z` | the dead cut: data written before it has expired |
+//! | `y` | the frozen cut of chain entries dropped beyond the chain's bound |
 //! | `f` + element | the newest write of that hash field, set or sorted-set member (a tombstone when the element is absent) |
+//!
+//! Expired data that a late extension may still revive is kept aside in
+//! `regis:x:{T}:K` ([`aside_key`]), in the same slot, for a bounded window.
 //!
 //! Versions are stored in their sortable text form
 //! ([`regis_wire::Version::sortable`]).
@@ -28,6 +34,11 @@ use super::tags::tag_for_slot;
 /// Prefix of every bookkeeping key; readers of data keys skip these.
 pub const BOOKKEEPING_PREFIX: &[u8] = b"regis:v:";
 
+/// Prefix of the keys where last-writer-wins keeps expired data aside for a
+/// while, so a late extension stamped before the expiry can revive it (see
+/// `docs/lww.md`); readers of data keys skip these too.
+pub const ASIDE_PREFIX: &[u8] = b"regis:x:";
+
 /// Field of the newest whole-key write's version.
 pub const FIELD_KEY_VERSION: &[u8] = b"k";
 /// Field of the newest expiry write's version.
@@ -40,9 +51,19 @@ pub const FIELD_ELEMENT_PREFIX: u8 = b'f';
 /// The bookkeeping key of data key `key`: `regis:v:{T}:` + `key`, in the
 /// same cluster slot as `key`.
 pub fn bookkeeping_key(key: &[u8]) -> Vec<u8> {
+    own_key(BOOKKEEPING_PREFIX, key)
+}
+
+/// The aside key of data key `key`: `regis:x:{T}:` + `key`, in the same
+/// cluster slot as `key`.
+pub fn aside_key(key: &[u8]) -> Vec<u8> {
+    own_key(ASIDE_PREFIX, key)
+}
+
+fn own_key(prefix: &[u8], key: &[u8]) -> Vec<u8> {
     let tag = tag_for_slot(key_slot(key));
-    let mut out = Vec::with_capacity(BOOKKEEPING_PREFIX.len() + tag.len() + 3 + key.len());
-    out.extend_from_slice(BOOKKEEPING_PREFIX);
+    let mut out = Vec::with_capacity(prefix.len() + tag.len() + 3 + key.len());
+    out.extend_from_slice(prefix);
     out.push(b'{');
     out.extend_from_slice(tag);
     out.extend_from_slice(b"}:");
@@ -50,9 +71,10 @@ pub fn bookkeeping_key(key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// True for the applier's version bookkeeping keys (`regis:v:...`).
+/// True for the applier's own keys, which are not data: version
+/// bookkeeping (`regis:v:...`) and expired data kept aside (`regis:x:...`).
 pub fn is_bookkeeping(key: &[u8]) -> bool {
-    key.starts_with(BOOKKEEPING_PREFIX)
+    key.starts_with(BOOKKEEPING_PREFIX) || key.starts_with(ASIDE_PREFIX)
 }
 
 /// The data key a bookkeeping key describes (`regis:v:{T}:K` gives `K`).
@@ -119,6 +141,10 @@ mod tests {
             assert_eq!(key_slot(&m), key_slot(key), "{key:?}");
             assert!(is_bookkeeping(&m));
             assert_eq!(data_key_of(&m), Some(key));
+            let a = aside_key(key);
+            assert_eq!(key_slot(&a), key_slot(key), "{key:?}");
+            assert!(is_bookkeeping(&a));
+            assert_eq!(a[ASIDE_PREFIX.len()..], m[BOOKKEEPING_PREFIX.len()..]);
         }
         assert_eq!(data_key_of(b"regis:v:nobrace"), None);
         assert!(!is_bookkeeping(b"user:1"));

@@ -1,70 +1,126 @@
 //! Last-writer-wins mode: versioned apply in a Lua script.
 //!
 //! Every command carries the [`Version`](regis_wire::Version) its publisher
-//! stamped on it; a command takes effect only where it is newer than what the
-//! region already holds, so any delivery order, with any duplicates, ends in
-//! the same state. Check and write happen inside one script call, so nothing
-//! can come between them. One `EVALSHA` applies many commands.
+//! stamped on it. The final state of a key is a function of the versions of
+//! the writes it received and of the versions' times (wall-clock
+//! milliseconds), never of when the applier ran or of the order in which
+//! writes arrived: any delivery order, with any duplicates, at any lateness
+//! up to the tombstone horizon, ends in the same state. Check and write
+//! happen inside one script call, so nothing can come between them. One
+//! `EVALSHA` applies many commands.
+//!
+//! # Rules
+//!
+//! The state of a key is that of applying all its writes **in version
+//! order**, one at a time, as Redis would, with every expiry judged at the
+//! writes' own times. [`model`](super::model) is the reference: it does
+//! exactly that, and the property test compares it with this script.
+//!
+//! * Equal version means the same write: a duplicate is a no-op.
+//! * A whole-key write (SET, DEL, replacement) replaces the key's content
+//!   and sets its expiry to its own (none for DEL and for a write without
+//!   one). An element write (HSET field, HDEL field, SADD/SREM member,
+//!   ZADD/ZREM member) changes its elements; a collection left empty does
+//!   not exist. PEXPIREAT/PERSIST set the expiry.
+//! * **An expiry is a point in time that versions are compared with.** A
+//!   write whose version time is before the key's expiry `x` acts on the
+//!   incarnation that expires at `x`; a write whose version time is at or
+//!   after `x` acts on a fresh key, as it did where it was written:
+//!   everything written before `x` is gone, and the fresh key has no expiry
+//!   until a later write sets one. An expiry at or before the time of the
+//!   write that sets it ends the key right after that write (Redis deletes
+//!   a key given an expiry in the past). The newest expiry ends the key when
+//!   the applier's clock reaches it, as Redis's own expiry does.
+//! * Writes are judged by their versions only: a write stamped before an
+//!   expiry extends, replaces or joins the incarnation that the expiry
+//!   ends, even when it reaches the region after that time.
+//!
+//! Where the rules differ from Redis, and why:
+//!
+//! 1. PEXPIREAT/PERSIST on a key that does not exist at its version time
+//!    still sets the key's expiry: a key created after it, before that
+//!    expiry, takes it (Redis ignores an expiry write to a missing key).
+//!    Whether the key existed at a past version depends on writes that may
+//!    not have arrived yet, and on element removals whose order the
+//!    bookkeeping does not keep.
+//! 2. Removing a collection's last element does not clear the expiry: an
+//!    element written later, before that expiry, takes it (Redis deletes the
+//!    key and its TTL). Same reason: the bookkeeping keeps the newest
+//!    version of each element, not when the collection was empty.
+//! 3. An element write to a key holding another Redis type is skipped and
+//!    counted as a type conflict (Redis answers WRONGTYPE). Convergence is
+//!    guaranteed for keys whose element writes keep one data type family;
+//!    whole-key writes may change the type.
+//! 4. The clock expiries are judged by is the later of the applier's clock,
+//!    Redis's own (`TIME`: Redis expires keys by it) and the version time of
+//!    the write being applied (a write is never judged earlier than it was
+//!    stamped).
 //!
 //! # Bookkeeping
 //!
 //! Each data key `K` has a hash `M` = `regis:v:{T}:K` in the same cluster
 //! slot (see [`tags`](super::tags)) holding:
 //!
-//! * `k`: the version of the newest whole-key write (SET, DEL, replacement);
-//! * `e`: the version of the newest write that set the expiry, and `x` that
-//!   expiry (epoch ms, or empty for none);
+//! * `k`: the version of the newest whole-key write;
+//! * `e`, `x`: the newest expiry-setting write (whole-key or
+//!   PEXPIREAT/PERSIST: the register) and its expiry (epoch ms, or empty);
+//! * `c1`, `c2`, ..: the rest of the chain, oldest first, as
+//!   `version:expiry`, one field each (so `M` keeps Redis's compact
+//!   encoding). The chain is the expiry-setting writes since `k` (`k`
+//!   first), ending with the register `e`. Whether an expiry fired depends
+//!   on the time of the *next* expiry write (an extension stamped before it
+//!   cancels it), so a late extension needs its neighbours;
+//! * `z`: the dead cut, when some data is expired: data written before it
+//!   (a version `w < z`) is gone. The cut of expiry `x` set at version `p`
+//!   is the version `(x, 0, 0)` when `x` is after `p`'s time, else `p`
+//!   followed by `g` (right after `p`). `z` is the latest cut of an expiry
+//!   that fired: one whose time came before the next chain entry was stamped,
+//!   or before the clock for the newest;
+//! * `y`: the frozen cut of chain entries dropped beyond the bound below;
 //! * `f<element>`: the version of the newest write to one hash field, set
-//!   member or sorted-set member (`f` followed by the element's bytes).
+//!   member or sorted-set member (`f` followed by the element's bytes),
+//!   tombstones included.
 //!
 //! Versions are stored as [`Version::sortable`](regis_wire::Version::sortable)
 //! strings (fixed-width lowercase hex), so the script compares them as plain
-//! strings. (Lua compares strings with `strcoll`; for equal-length strings
-//! of `0-9a-f` collation order and byte order agree in the C and common
-//! UTF-8 locales, and the tests exercise versions that differ at the `9`/`a`
-//! boundary.)
+//! strings. (Lua compares strings with `strcoll`; for strings of `0-9a-g` in
+//! which a cut's trailing `g` is only compared past an equal prefix,
+//! collation order and byte order agree in the C and common UTF-8 locales,
+//! and the tests exercise versions that differ at the `9`/`a` boundary.)
 //!
-//! # Rules
+//! # Expired data kept aside
 //!
-//! * Equal version means already applied: a duplicate is a no-op.
-//! * A whole-key write at `v` applies iff `v > k`. Its content replaces every
-//!   element whose own version is `<= v`; elements written after `v` keep
-//!   their current state (present or deleted) and are not overwritten by the
-//!   replacement. Element versions `<= v` are dropped from `M`, and `k = v`.
-//!   Its expiry applies iff `v > e` (then `e = v`, `x` = its expiry or none);
-//!   otherwise the stored `x` is re-applied to the new content. A whole-key
-//!   write of another data type than the key holds first removes the key and
-//!   all its element versions.
-//! * An element write (HSET field, HDEL field, SADD/SREM member, ZADD/ZREM
-//!   member) at `w` applies to one element iff `w > k` and `w > f(element)`;
-//!   then `f(element) = w`. Deletions leave their version behind as a
-//!   tombstone. Within one command, elements are decided against the state
-//!   before the command, and a repeated element behaves as in Redis (the last
-//!   value or score wins). A key that is created by an element write gets
-//!   the stored expiry `x`.
-//! * An element write to a key holding another Redis type is skipped and
-//!   counted as a type conflict. Convergence is guaranteed for keys that keep
-//!   one data type family; whole-key writes may change the type.
-//! * PEXPIREAT/PERSIST at `w` apply iff `w > k` and `w > e`; then `e = w`,
-//!   `x` = the new expiry or none, applied to the key if it exists.
-//! * The expiry is one register per key: the key's TTL is always `x`. An
-//!   expiry that has passed removes the key (Redis does that at once for a
-//!   time in the past).
+//! Data written before the dead cut is not in `K`. When an extension could
+//! still move the cut back (the cut is not final), the applier keeps that
+//! data in the aside key `A` = `regis:x:{T}:K` (same slot, same type as the
+//! key; invisible to readers of `K`), which expires [`ASIDE_WINDOW`] after
+//! the applier last put something there (at most the tombstone horizon).
+//! A region that applies a history late thus writes a key whose first TTL
+//! has passed aside, and the extension written before that TTL, arriving
+//! later, brings it back with the extended TTL, as in an on-time region.
 //!
-//! The final state of an element is thus that of the newest write touching
-//! it (a whole-key write touches every element), and the final expiry that of
-//! the newest whole-key or expiry write: both are independent of delivery
-//! order. [`model`](super::model) implements the same rules in Rust; the
-//! property test compares the two.
+//! Limits, each a bounded cost chosen on purpose:
+//!
+//! * Data that Redis itself expired (it was applied before its expiry, and
+//!   the expiry passed in Redis) is gone: an extension stamped before that
+//!   expiry that reaches the region only after it has passed there finds
+//!   nothing to revive. Only regions that applied the data late kept it.
+//!   Closing this would need a copy of every key with a TTL.
+//! * Aside data lives [`ASIDE_WINDOW`] after it was put aside: an extension
+//!   that arrives later than that revives nothing.
+//! * The chain keeps the [`CHAIN_MAX`] newest expiry writes since `k`. An
+//!   older expiry write arriving when the chain is full is ignored, and the
+//!   firing of a dropped entry is frozen into `y`.
 //!
 //! # Bookkeeping lifetime
 //!
-//! After every write that applied: if `K` exists with expiry `x`, `M` expires
-//! at `x + horizon`; if `K` exists without expiry, `M` persists; if `K` does
-//! not exist (deleted, or only tombstones), `M` expires at
-//! `max(now, x) + horizon`. The horizon (default four days, the queue's
+//! After every write that changed something: if `K` exists with expiry `x`,
+//! `M` expires at `x + horizon`; if `K` exists without expiry, `M`
+//! persists; if `K` does not exist (deleted, expired, or only tombstones),
+//! `M` expires at `max(now, x) + horizon` (`x` the register's expiry when it
+//! is later than now). The horizon (default four days, the queue's
 //! retention) makes tombstones outlive any message still in flight, and
-//! nothing is left behind forever. `now` is the applier's clock, passed in.
+//! nothing is left behind forever. `now` is the clock described above.
 //!
 //! # Memory
 //!
@@ -74,9 +130,21 @@
 use redis::{Cmd, Script, Value};
 use regis_wire::{Command, VersionedCommand};
 
-use super::bookkeeping::bookkeeping_key;
+use std::time::Duration;
+
 use super::error::ApplyError;
 use super::plain::score;
+use super::bookkeeping::{aside_key, bookkeeping_key};
+
+/// How long expired data stays aside for a late extension to revive, after
+/// the applier last put something aside for that key (capped at the
+/// tombstone horizon). An hour covers a region catching up on a backlog,
+/// where a write and its extension arrive minutes apart at most.
+pub const ASIDE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Most expiry writes kept per key since its newest whole-key write (the
+/// script's `CHAIN_MAX`).
+pub const CHAIN_MAX: usize = 16;
 
 /// The script's source.
 pub(crate) const SOURCE: &str = include_str!("lww.lua");
@@ -106,12 +174,15 @@ pub(crate) fn call<'a>(
 ) -> Cmd {
     let mut cmd = redis::cmd("EVALSHA");
     let count = commands.clone().count();
-    cmd.arg(sha).arg(count * 2);
+    cmd.arg(sha).arg(count * 3);
     for vc in commands.clone() {
         let key = vc.command.key();
-        cmd.arg(key).arg(bookkeeping_key(key));
+        cmd.arg(key).arg(bookkeeping_key(key)).arg(aside_key(key));
     }
-    cmd.arg(now_ms).arg(horizon_ms);
+    let window_ms = u64::try_from(ASIDE_WINDOW.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(horizon_ms);
+    cmd.arg(now_ms).arg(horizon_ms).arg(window_ms);
     for vc in commands {
         push_args(&mut cmd, vc);
     }
@@ -249,7 +320,7 @@ mod tests {
                 },
             ),
         ];
-        let cmd = call("sha", commands.iter(), 1000, 50);
+        let cmd = call("sha", commands.iter(), 1000, 7_200_000);
         let args: Vec<Vec<u8>> = cmd
             .args_iter()
             .map(|a| match a {
@@ -260,13 +331,16 @@ mod tests {
         let expected: Vec<Vec<u8>> = vec![
             b"EVALSHA".to_vec(),
             b"sha".to_vec(),
-            b"4".to_vec(),
+            b"6".to_vec(),
             b"a".to_vec(),
             bookkeeping_key(b"a"),
+            aside_key(b"a"),
             b"z".to_vec(),
             bookkeeping_key(b"z"),
+            aside_key(b"z"),
             b"1000".to_vec(),
-            b"50".to_vec(),
+            b"7200000".to_vec(),
+            b"3600000".to_vec(),
             b"S".to_vec(),
             Version::new(10, 1, 2).sortable().into_bytes(),
             b"x".to_vec(),
@@ -278,6 +352,14 @@ mod tests {
             b"m".to_vec(),
         ];
         assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn the_script_keeps_the_documented_chain_bound() {
+        assert!(
+            SOURCE.contains(&format!("local CHAIN_MAX = {CHAIN_MAX} ")),
+            "lww.lua's CHAIN_MAX"
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ use regis_wire::{Batch, Mode, VersionedCommand};
 use connection::Conn;
 pub use connection::parse_url;
 pub use error::ApplyError;
+pub use lww::{ASIDE_WINDOW, CHAIN_MAX};
 
 /// Default time to wait for a reply: generous, because one pipeline may carry
 /// the commands of ten large batches.
@@ -302,7 +303,7 @@ impl Engine {
         let mut results = Vec::with_capacity(group.len());
         for part in group.chunks(piece) {
             results.extend(match self.inner.mode {
-                Mode::Plain => self.run_plain(part).await,
+                Mode::Plain => self.run_plain(part, now_ms).await,
                 Mode::Lww => self.run_lww(part, now_ms).await,
             });
         }

@@ -1,13 +1,22 @@
-//! The reference model of last-writer-wins, in plain Rust.
+//! The reference model of last-writer-wins: the rules, as plainly as they
+//! can be written.
 //!
-//! It implements the rules documented in [`lww`](super::lww) over in-memory
-//! maps, one command at a time, with the same outcome codes as the script.
-//! The convergence tests apply the same histories to Redis (through the
-//! script) and to this model, in many delivery orders, and require the same
-//! final state; `regis verify`-style tools can use [`LwwModel::dump`]'s
-//! shape to compare regions.
+//! [`LwwModel`] records every write it is given (a second write at the same
+//! version of the same key is a duplicate) and computes a key's state by
+//! applying its writes **in version order**, one at a time, as one Redis
+//! would, judging every expiry at the writes' own times (a version's
+//! wall-clock milliseconds) and, at the end, at the clock asked about. That
+//! is the definition of what every region must hold, whatever the order,
+//! duplication and lateness of delivery; the script in [`lww`](super::lww)
+//! computes the same state incrementally from its bookkeeping, and the
+//! convergence tests compare the two. The places where these rules differ
+//! from Redis are marked `Differs from Redis` below and listed in the
+//! documentation of [`lww`](super::lww), with the reasons.
+//!
+//! The model keeps every write, so it is for tests and tools, not for the
+//! applier.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use regis_wire::{Command, DataType, Version, VersionedCommand};
 
@@ -51,63 +60,102 @@ impl ModelValue {
             DataType::SortedSet => Self::SortedSet(BTreeMap::new()),
         }
     }
+}
 
-    fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
-        match self {
-            Self::String(_) => {}
-            Self::Hash(m) => m.retain(|k, _| keep(k)),
-            Self::Set(s) => s.retain(|k| keep(k)),
-            Self::SortedSet(z) => z.retain(|k, _| keep(k)),
+/// A key's content and expiry while its writes are replayed.
+#[derive(Debug, Clone, Default)]
+struct Replay {
+    data: Option<ModelValue>,
+    expire_at_ms: Option<u64>,
+}
+
+impl Replay {
+    /// The key as seen at `time_ms`: an expiry at or before it has ended the
+    /// incarnation, and what comes next acts on a fresh key.
+    fn at(&mut self, time_ms: u64) {
+        if self.expire_at_ms.is_some_and(|x| x <= time_ms) {
+            self.data = None;
+            self.expire_at_ms = None;
         }
     }
-}
 
-/// What applying one command did (the script's codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Applied, wholly or in part.
-    Applied,
-    /// Lost to a newer or equal version everywhere it could apply.
-    Older,
-    /// Skipped: the key holds another data type.
-    TypeConflict,
-}
-
-/// The state of one key: data and bookkeeping.
-#[derive(Debug, Clone, Default)]
-struct KeyState {
-    data: Option<ModelValue>,
-    k: Option<Version>,
-    e: Option<Version>,
-    x: Option<u64>,
-    f: BTreeMap<Vec<u8>, Version>,
-}
-
-impl KeyState {
-    /// Applies the expiry register to the data: an expiry at or before `now`
-    /// removes the key, as Redis does for a time in the past.
-    fn sync_expiry(&mut self, now_ms: u64) {
-        if self.x.is_some_and(|x| x <= now_ms) {
-            self.data = None;
+    fn write(&mut self, command: &Command) {
+        if command.is_whole_key() {
+            self.data = match command {
+                Command::Set { value, .. } => Some(ModelValue::String(value.clone())),
+                Command::HReplace { fields, .. } => Some(ModelValue::Hash(fields.iter().cloned().collect())),
+                Command::SReplace { members, .. } => Some(ModelValue::Set(members.iter().cloned().collect())),
+                Command::ZReplace { members, .. } => Some(ModelValue::SortedSet(
+                    members.iter().map(|(score, m)| (m.clone(), *score)).collect(),
+                )),
+                _ => None,
+            };
+            self.expire_at_ms = match command {
+                Command::Set { expire_at_ms, .. }
+                | Command::HReplace { expire_at_ms, .. }
+                | Command::SReplace { expire_at_ms, .. }
+                | Command::ZReplace { expire_at_ms, .. } => *expire_at_ms,
+                _ => None,
+            };
+        } else {
+            match command {
+                // Differs from Redis (1): the expiry is set even when the key
+                // does not exist; a key created before it passes takes it.
+                Command::PExpireAt { at_ms, .. } => self.expire_at_ms = Some(*at_ms),
+                Command::Persist { .. } => self.expire_at_ms = None,
+                _ => self.element_write(command),
+            }
         }
+        // Differs from Redis (2): an emptied collection does not exist, but
+        // its expiry stays for the elements written after it.
         if self.data.as_ref().is_some_and(ModelValue::is_empty) {
             self.data = None;
         }
     }
+
+    fn element_write(&mut self, command: &Command) {
+        let want = command.data_type().expect("element writes have a type");
+        // Differs from Redis (3): another type is a type conflict, skipped.
+        if self.data.as_ref().is_some_and(|d| d.data_type() != want) {
+            return;
+        }
+        let data = self.data.get_or_insert_with(|| ModelValue::empty(want));
+        match (command, data) {
+            (Command::HSet { fields, .. }, ModelValue::Hash(m)) => {
+                m.extend(fields.iter().cloned());
+            }
+            (Command::HDel { fields, .. }, ModelValue::Hash(m)) => {
+                for f in fields {
+                    m.remove(f);
+                }
+            }
+            (Command::SAdd { members, .. }, ModelValue::Set(s)) => {
+                s.extend(members.iter().cloned());
+            }
+            (Command::SRem { members, .. }, ModelValue::Set(s)) => {
+                for m in members {
+                    s.remove(m);
+                }
+            }
+            (Command::ZAdd { members, .. }, ModelValue::SortedSet(z)) => {
+                for (score, m) in members {
+                    z.insert(m.clone(), *score);
+                }
+            }
+            (Command::ZRem { members, .. }, ModelValue::SortedSet(z)) => {
+                for m in members {
+                    z.remove(m);
+                }
+            }
+            _ => unreachable!("element writes match their type"),
+        }
+    }
 }
 
-/// Last-writer-wins over in-memory maps.
+/// Last-writer-wins as a replay of every write in version order.
 #[derive(Debug, Clone, Default)]
 pub struct LwwModel {
-    keys: BTreeMap<Vec<u8>, KeyState>,
-}
-
-/// Element writes as (element, change), in command order.
-enum Change<'a> {
-    HSet(&'a [u8]),
-    Remove,
-    Add,
-    Score(f64),
+    writes: BTreeMap<Vec<u8>, BTreeMap<Version, Command>>,
 }
 
 impl LwwModel {
@@ -116,181 +164,40 @@ impl LwwModel {
         Self::default()
     }
 
-    /// Applies one command; `now_ms` is the clock expiries are judged by.
-    pub fn apply(&mut self, vc: &VersionedCommand, now_ms: u64) -> Outcome {
-        let command = &vc.command;
-        let v = vc.version;
-        let st = self.keys.entry(command.key().to_vec()).or_default();
-        if st.k.is_some_and(|k| v <= k) {
-            return Outcome::Older;
+    /// Records one write. Returns false for a duplicate (a write of the same
+    /// key at the same version is the same write).
+    pub fn apply(&mut self, vc: &VersionedCommand) -> bool {
+        let writes = self.writes.entry(vc.command.key().to_vec()).or_default();
+        if writes.contains_key(&vc.version) {
+            return false;
         }
-        if command.is_whole_key() {
-            let want = command.data_type();
-            let changing = matches!((&st.data, want), (Some(d), Some(w)) if d.data_type() != w);
-            let newer: BTreeSet<Vec<u8>> = if changing {
-                BTreeSet::new()
-            } else {
-                st.f.iter().filter(|(_, f)| **f > v).map(|(e, _)| e.clone()).collect()
-            };
-            st.f.retain(|e, _| newer.contains(e));
-            if changing {
-                st.data = None;
-            }
-            if st.e.is_none_or(|e| v > e) {
-                st.e = Some(v);
-                st.x = match command {
-                    Command::Set { expire_at_ms, .. }
-                    | Command::HReplace { expire_at_ms, .. }
-                    | Command::SReplace { expire_at_ms, .. }
-                    | Command::ZReplace { expire_at_ms, .. } => *expire_at_ms,
-                    _ => None,
-                };
-            }
-            st.k = Some(v);
-            if let Command::Set { value, .. } = command {
-                st.data = Some(ModelValue::String(value.clone()));
-            } else {
-                if newer.is_empty() {
-                    st.data = None;
-                } else if let Some(data) = &mut st.data {
-                    if data.data_type() == DataType::String {
-                        st.data = None;
-                    } else {
-                        data.retain(|e| newer.contains(e));
-                    }
-                }
-                if let Some(want) = want {
-                    let data = st.data.get_or_insert_with(|| ModelValue::empty(want));
-                    match (command, data) {
-                        (Command::HReplace { fields, .. }, ModelValue::Hash(m)) => {
-                            for (f, val) in fields.iter().filter(|(f, _)| !newer.contains(f)) {
-                                m.insert(f.clone(), val.clone());
-                            }
-                        }
-                        (Command::SReplace { members, .. }, ModelValue::Set(s)) => {
-                            s.extend(members.iter().filter(|m| !newer.contains(*m)).cloned());
-                        }
-                        (Command::ZReplace { members, .. }, ModelValue::SortedSet(z)) => {
-                            for (score, m) in members.iter().filter(|(_, m)| !newer.contains(m)) {
-                                z.insert(m.clone(), *score);
-                            }
-                        }
-                        _ => unreachable!("replacement content matches its type"),
-                    }
-                }
-            }
-            st.sync_expiry(now_ms);
-            return Outcome::Applied;
-        }
-        match command {
-            Command::PExpireAt { .. } | Command::Persist { .. } => {
-                if st.e.is_some_and(|e| v <= e) {
-                    return Outcome::Older;
-                }
-                st.e = Some(v);
-                st.x = match command {
-                    Command::PExpireAt { at_ms, .. } => Some(*at_ms),
-                    _ => None,
-                };
-                st.sync_expiry(now_ms);
-                Outcome::Applied
-            }
-            _ => {
-                let want = command.data_type().expect("element writes have a type");
-                if st.data.as_ref().is_some_and(|d| d.data_type() != want) {
-                    return Outcome::TypeConflict;
-                }
-                let changes: Vec<(&[u8], Change<'_>)> = match command {
-                    Command::HSet { fields, .. } => fields.iter().map(|(f, val)| (&f[..], Change::HSet(val))).collect(),
-                    Command::HDel { fields: l, .. }
-                    | Command::SRem { members: l, .. }
-                    | Command::ZRem { members: l, .. } => l.iter().map(|e| (&e[..], Change::Remove)).collect(),
-                    Command::SAdd { members, .. } => members.iter().map(|m| (&m[..], Change::Add)).collect(),
-                    Command::ZAdd { members, .. } => members.iter().map(|(s, m)| (&m[..], Change::Score(*s))).collect(),
-                    _ => Vec::new(),
-                };
-                let mut decided: HashMap<&[u8], bool> = HashMap::new();
-                let before = st.f.clone();
-                let existed = st.data.is_some();
-                let mut applied = false;
-                for (element, change) in changes {
-                    let ok = *decided
-                        .entry(element)
-                        .or_insert_with(|| before.get(element).is_none_or(|f| v > *f));
-                    if !ok {
-                        continue;
-                    }
-                    applied = true;
-                    st.f.insert(element.to_vec(), v);
-                    let data = st.data.get_or_insert_with(|| ModelValue::empty(want));
-                    match (change, data) {
-                        (Change::HSet(val), ModelValue::Hash(m)) => {
-                            m.insert(element.to_vec(), val.to_vec());
-                        }
-                        (Change::Remove, ModelValue::Hash(m)) => {
-                            m.remove(element);
-                        }
-                        (Change::Remove, ModelValue::Set(s)) => {
-                            s.remove(element);
-                        }
-                        (Change::Remove, ModelValue::SortedSet(z)) => {
-                            z.remove(element);
-                        }
-                        (Change::Add, ModelValue::Set(s)) => {
-                            s.insert(element.to_vec());
-                        }
-                        (Change::Score(score), ModelValue::SortedSet(z)) => {
-                            z.insert(element.to_vec(), score);
-                        }
-                        _ => unreachable!("element change matches its type"),
-                    }
-                }
-                if !applied {
-                    return Outcome::Older;
-                }
-                if existed {
-                    // The key's TTL is already the register's; only emptiness matters.
-                    if st.data.as_ref().is_some_and(ModelValue::is_empty) {
-                        st.data = None;
-                    }
-                } else {
-                    st.sync_expiry(now_ms);
-                }
-                Outcome::Applied
-            }
-        }
+        writes.insert(vc.version, vc.command.clone());
+        true
     }
 
-    /// The data keys that exist, with their value and expiry (epoch ms).
-    pub fn dump(&self) -> BTreeMap<Vec<u8>, (ModelValue, Option<u64>)> {
-        self.keys
-            .iter()
-            .filter_map(|(key, st)| st.data.as_ref().map(|d| (key.clone(), (d.clone(), st.x))))
+    /// The state of `key` at `now_ms`: value and expiry (epoch ms), or
+    /// `None` when it does not exist.
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Option<(ModelValue, Option<u64>)> {
+        let mut key_state = Replay::default();
+        for (version, command) in self.writes.get(key)? {
+            // Whatever expired before this write was stamped is gone for it.
+            // (An expiry at or before the time of the write that set it is
+            // thus gone for every later write, stamped no earlier, and at
+            // `now_ms`, which is never earlier than the writes.)
+            key_state.at(version.millis);
+            key_state.write(command);
+        }
+        key_state.at(now_ms);
+        key_state.data.map(|d| (d, key_state.expire_at_ms))
+    }
+
+    /// The data keys that exist at `now_ms`, with their value and expiry.
+    pub fn dump(&self, now_ms: u64) -> BTreeMap<Vec<u8>, (ModelValue, Option<u64>)> {
+        self.writes
+            .keys()
+            .filter_map(|key| self.get(key, now_ms).map(|state| (key.clone(), state)))
             .collect()
     }
-
-    /// The bookkeeping of `key`, if the model has seen it.
-    pub fn versions(&self, key: &[u8]) -> Option<Versions<'_>> {
-        self.keys.get(key).map(|st| Versions {
-            key: st.k,
-            expiry: st.e,
-            expire_at_ms: st.x,
-            elements: &st.f,
-        })
-    }
-}
-
-/// The bookkeeping of one key, as [`LwwModel::versions`] returns it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Versions<'a> {
-    /// `k`: the newest whole-key write.
-    pub key: Option<Version>,
-    /// `e`: the newest write that set the expiry.
-    pub expiry: Option<Version>,
-    /// `x`: the expiry it set.
-    pub expire_at_ms: Option<u64>,
-    /// `f<element>`: the newest write to each element (tombstones included).
-    pub elements: &'a BTreeMap<Vec<u8>, Version>,
 }
 
 #[cfg(test)]
@@ -308,41 +215,77 @@ mod tests {
         }
     }
 
+    fn sadd(key: &str, member: &str) -> Command {
+        Command::SAdd {
+            key: key.into(),
+            members: vec![member.into()],
+        }
+    }
+
+    fn set_px(key: &str, value: &str, at: Option<u64>) -> Command {
+        Command::Set {
+            key: key.into(),
+            value: value.into(),
+            expire_at_ms: at,
+        }
+    }
+
+    fn pexpireat(key: &str, at_ms: u64) -> Command {
+        Command::PExpireAt { key: key.into(), at_ms }
+    }
+
+    fn model(writes: &[VersionedCommand]) -> LwwModel {
+        let mut m = LwwModel::new();
+        for w in writes {
+            m.apply(w);
+        }
+        m
+    }
+
+    fn members(list: &[&str]) -> ModelValue {
+        ModelValue::Set(list.iter().map(|m| m.as_bytes().to_vec()).collect())
+    }
+
     #[test]
     fn late_older_set_after_newer_del_stays_deleted() {
+        let m = model(&[
+            vc(20, 1, Command::Del { key: b"k".to_vec() }),
+            vc(10, 1, set_px("k", "v", None)),
+        ]);
+        assert!(m.dump(100).is_empty());
+    }
+
+    #[test]
+    fn duplicates_are_recognised() {
         let mut m = LwwModel::new();
-        assert_eq!(
-            m.apply(&vc(20, 1, Command::Del { key: b"k".to_vec() }), 0),
-            Outcome::Applied
-        );
-        let set = Command::Set {
-            key: b"k".to_vec(),
-            value: b"v".to_vec(),
-            expire_at_ms: None,
-        };
-        assert_eq!(m.apply(&vc(10, 1, set), 0), Outcome::Older);
-        assert!(m.dump().is_empty());
+        assert!(m.apply(&vc(10, 1, hset("h", "a", "1"))));
+        assert!(!m.apply(&vc(10, 1, hset("h", "a", "1"))));
     }
 
     #[test]
     fn older_field_write_does_not_undo_newer_one() {
-        let mut m = LwwModel::new();
-        m.apply(&vc(20, 1, hset("h", "b", "2")), 0);
-        m.apply(&vc(10, 1, hset("h", "a", "1")), 0);
-        m.apply(&vc(5, 1, hset("h", "b", "old")), 0);
+        let m = model(&[
+            vc(20, 1, hset("h", "b", "2")),
+            vc(10, 1, hset("h", "a", "1")),
+            vc(5, 1, hset("h", "b", "old")),
+        ]);
         let expected: BTreeMap<Vec<u8>, Vec<u8>> = [(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]
             .into_iter()
             .collect();
-        assert_eq!(m.dump()[&b"h"[..]].0, ModelValue::Hash(expected));
+        assert_eq!(m.get(b"h", 100), Some((ModelValue::Hash(expected), None)));
     }
 
     #[test]
     fn replacement_keeps_newer_elements_and_drops_older_ones() {
-        let mut m = LwwModel::new();
-        m.apply(&vc(10, 1, hset("h", "old", "1")), 0);
-        m.apply(&vc(30, 1, hset("h", "new", "3")), 0);
-        m.apply(
-            &vc(
+        let fields = vec![
+            (b"r".to_vec(), b"2".to_vec()),
+            (b"gone".to_vec(), b"x".to_vec()),
+            (b"new".to_vec(), b"x".to_vec()),
+        ];
+        let m = model(&[
+            vc(10, 1, hset("h", "old", "1")),
+            vc(30, 1, hset("h", "new", "3")),
+            vc(
                 31,
                 1,
                 Command::HDel {
@@ -350,15 +293,7 @@ mod tests {
                     fields: vec![b"gone".to_vec()],
                 },
             ),
-            0,
-        );
-        let fields = vec![
-            (b"r".to_vec(), b"2".to_vec()),
-            (b"gone".to_vec(), b"x".to_vec()),
-            (b"new".to_vec(), b"x".to_vec()),
-        ];
-        m.apply(
-            &vc(
+            vc(
                 20,
                 1,
                 Command::HReplace {
@@ -367,35 +302,82 @@ mod tests {
                     expire_at_ms: None,
                 },
             ),
-            0,
-        );
+        ]);
         let expected: BTreeMap<Vec<u8>, Vec<u8>> = [(b"new".to_vec(), b"3".to_vec()), (b"r".to_vec(), b"2".to_vec())]
             .into_iter()
             .collect();
-        assert_eq!(m.dump()[&b"h"[..]].0, ModelValue::Hash(expected));
-        let versions = m.versions(b"h").unwrap();
-        assert_eq!(versions.key, Some(Version::new(20, 0, 1)));
-        assert_eq!(
-            versions.elements.keys().cloned().collect::<Vec<_>>(),
-            vec![b"gone".to_vec(), b"new".to_vec()]
-        );
+        assert_eq!(m.get(b"h", 100).unwrap().0, ModelValue::Hash(expected));
     }
 
     #[test]
-    fn type_conflicts_are_reported() {
-        let mut m = LwwModel::new();
-        m.apply(
-            &vc(
-                10,
-                1,
-                Command::Set {
-                    key: b"k".to_vec(),
-                    value: b"v".to_vec(),
-                    expire_at_ms: None,
-                },
-            ),
-            0,
-        );
-        assert_eq!(m.apply(&vc(11, 1, hset("k", "f", "v")), 0), Outcome::TypeConflict);
+    fn an_extension_stamped_before_the_expiry_keeps_the_key() {
+        // Written with a TTL ending at 100, extended at 90 to 500.
+        let m = model(&[vc(50, 1, set_px("k", "v", Some(100))), vc(90, 1, pexpireat("k", 500))]);
+        assert_eq!(m.get(b"k", 200), Some((ModelValue::String(b"v".to_vec()), Some(500))));
+        assert_eq!(m.get(b"k", 500), None);
+    }
+
+    #[test]
+    fn an_extension_stamped_at_or_after_the_expiry_acts_on_a_fresh_key() {
+        let m = model(&[vc(50, 1, set_px("k", "v", Some(100))), vc(100, 1, pexpireat("k", 500))]);
+        assert_eq!(m.get(b"k", 200), None);
+        // A later element write makes a fresh key that takes the newest expiry.
+        let m = model(&[
+            vc(50, 1, sadd("s", "old")),
+            vc(51, 1, pexpireat("s", 100)),
+            vc(150, 1, pexpireat("s", 500)),
+            vc(160, 1, sadd("s", "new")),
+        ]);
+        assert_eq!(m.get(b"s", 200), Some((members(&["new"]), Some(500))));
+    }
+
+    #[test]
+    fn an_element_write_after_the_expiry_makes_a_fresh_key_without_ttl() {
+        let m = model(&[
+            vc(50, 1, sadd("s", "a")),
+            vc(60, 1, pexpireat("s", 100)),
+            vc(120, 1, sadd("s", "b")),
+        ]);
+        assert_eq!(m.get(b"s", 110), Some((members(&["b"]), None)));
+        // Written before the expiry: part of the incarnation that expires.
+        let m = model(&[
+            vc(50, 1, sadd("s", "a")),
+            vc(60, 1, pexpireat("s", 100)),
+            vc(99, 1, sadd("s", "b")),
+        ]);
+        assert_eq!(m.get(b"s", 99), Some((members(&["a", "b"]), Some(100))));
+        assert_eq!(m.get(b"s", 100), None);
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_ends_the_key_right_after_its_write() {
+        let m = model(&[
+            vc(50, 1, sadd("s", "a")),
+            VersionedCommand::new(Version::new(60, 0, 1), pexpireat("s", 10)),
+            VersionedCommand::new(Version::new(60, 1, 1), sadd("s", "b")),
+        ]);
+        assert_eq!(m.get(b"s", 1_000), Some((members(&["b"]), None)));
+    }
+
+    #[test]
+    fn a_shortened_expiry_that_passed_is_not_undone_by_a_later_extension() {
+        let m = model(&[
+            vc(0, 1, set_px("k", "v", Some(1_000))),
+            vc(10, 1, pexpireat("k", 20)),
+            vc(30, 1, pexpireat("k", 2_000)),
+        ]);
+        assert_eq!(m.get(b"k", 40), None);
+    }
+
+    #[test]
+    fn an_expiry_set_on_a_missing_key_is_taken_by_the_key_created_next() {
+        let m = model(&[vc(10, 1, pexpireat("s", 500)), vc(20, 1, sadd("s", "a"))]);
+        assert_eq!(m.get(b"s", 30), Some((members(&["a"]), Some(500))));
+    }
+
+    #[test]
+    fn type_conflicts_are_skipped() {
+        let m = model(&[vc(10, 1, set_px("k", "v", None)), vc(11, 1, hset("k", "f", "v"))]);
+        assert_eq!(m.get(b"k", 20), Some((ModelValue::String(b"v".to_vec()), None)));
     }
 }

@@ -6,9 +6,20 @@
 //! to one. Replacements are `MULTI; DEL k; HSET/SADD/ZADD ...; [PEXPIREAT];
 //! EXEC` inside the pipeline: readers never see the key half-written, and
 //! the `EXEC` reply (an array, or `EXECABORT`) is the command's reply.
+//!
+//! # Expiries applied late
+//!
+//! Plain mode applies every command as Redis would at apply time, so a
+//! region that applies a write after its expiry has passed deletes the key
+//! at once, and an extension written before that expiry then finds no key:
+//! the region loses a key the others kept. Where the extension is in hand
+//! (the same group of commands, typically the same batch), the applier
+//! uses what the origin ended with: see [`extended_expiries`].
+
+use std::collections::HashMap;
 
 use redis::{Pipeline, Value};
-use regis_wire::Command;
+use regis_wire::{Command, VersionedCommand};
 
 use super::error::ApplyError;
 
@@ -20,8 +31,81 @@ pub(crate) fn score(value: f64) -> String {
     format!("{value:?}")
 }
 
-/// Appends `command` to `pipe` as exactly one reply-producing entry.
-pub(crate) fn push(pipe: &mut Pipeline, command: &Command) {
+/// The expiry a command sets, if it sets one: `Some(None)` for none.
+fn expiry_set(command: &Command) -> Option<Option<u64>> {
+    match command {
+        Command::Set { expire_at_ms, .. }
+        | Command::HReplace { expire_at_ms, .. }
+        | Command::SReplace { expire_at_ms, .. }
+        | Command::ZReplace { expire_at_ms, .. } => Some(*expire_at_ms),
+        Command::PExpireAt { at_ms, .. } => Some(Some(*at_ms)),
+        Command::Persist { .. } => Some(None),
+        _ => None,
+    }
+}
+
+/// For each command of a group (in apply order), the expiry to apply
+/// instead of its own, if any.
+///
+/// A command whose expiry has passed at `now_ms` would delete its key at
+/// once. If a later command of the group on the same key is a
+/// PEXPIREAT/PERSIST stamped (by its version) before that expiry, the key
+/// was extended before it expired where it was written: the command takes
+/// the expiry the chain of such extensions ends with instead, so the key
+/// survives with the extended TTL (or none). A whole-key write or an
+/// extension stamped at or after the expiry ends the chain: the key did
+/// expire there, and the command is applied as it is.
+pub(crate) fn extended_expiries<'a>(
+    commands: impl Iterator<Item = &'a VersionedCommand>,
+    now_ms: u64,
+) -> Vec<Option<Option<u64>>> {
+    let commands: Vec<&VersionedCommand> = commands.collect();
+    let mut by_key: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, vc) in commands.iter().enumerate() {
+        by_key.entry(vc.command.key()).or_default().push(i);
+    }
+    let mut out = vec![None; commands.len()];
+    for positions in by_key.values() {
+        for (n, &i) in positions.iter().enumerate() {
+            let Some(Some(mut at)) = expiry_set(&commands[i].command) else {
+                continue;
+            };
+            let mut last = commands[i].version;
+            let mut extended: Option<Option<u64>> = None;
+            for &j in &positions[n + 1..] {
+                if at > now_ms {
+                    break;
+                }
+                let next = commands[j];
+                if next.version <= last {
+                    continue;
+                }
+                if next.command.is_whole_key() {
+                    break;
+                }
+                let Some(x) = expiry_set(&next.command) else {
+                    continue;
+                };
+                if next.version.millis >= at {
+                    break;
+                }
+                extended = Some(x);
+                last = next.version;
+                match x {
+                    Some(x) => at = x,
+                    None => break,
+                }
+            }
+            out[i] = extended;
+        }
+    }
+    out
+}
+
+/// Appends `command` to `pipe` as exactly one reply-producing entry, with
+/// `expiry` (from [`extended_expiries`]) in place of its own expiry when
+/// given.
+pub(crate) fn push(pipe: &mut Pipeline, command: &Command, expiry: Option<Option<u64>>) {
     match command {
         Command::Set {
             key,
@@ -29,7 +113,7 @@ pub(crate) fn push(pipe: &mut Pipeline, command: &Command) {
             expire_at_ms,
         } => {
             let cmd = pipe.cmd("SET").arg(key).arg(value);
-            if let Some(at) = expire_at_ms {
+            if let Some(at) = expiry.unwrap_or(*expire_at_ms) {
                 cmd.arg("PXAT").arg(at);
             }
         }
@@ -60,9 +144,14 @@ pub(crate) fn push(pipe: &mut Pipeline, command: &Command) {
         Command::ZRem { key, members } => {
             pipe.cmd("ZREM").arg(key).arg(members);
         }
-        Command::PExpireAt { key, at_ms } => {
-            pipe.cmd("PEXPIREAT").arg(key).arg(at_ms);
-        }
+        Command::PExpireAt { key, at_ms } => match expiry.unwrap_or(Some(*at_ms)) {
+            Some(at) => {
+                pipe.cmd("PEXPIREAT").arg(key).arg(at);
+            }
+            None => {
+                pipe.cmd("PERSIST").arg(key);
+            }
+        },
         Command::Persist { key } => {
             pipe.cmd("PERSIST").arg(key);
         }
@@ -74,7 +163,7 @@ pub(crate) fn push(pipe: &mut Pipeline, command: &Command) {
             if fields.is_empty() {
                 pipe.cmd("DEL").arg(key);
             } else {
-                replace(pipe, key, *expire_at_ms, |pipe| {
+                replace(pipe, key, expiry.unwrap_or(*expire_at_ms), |pipe| {
                     let cmd = pipe.cmd("HSET").arg(key);
                     for (field, value) in fields {
                         cmd.arg(field).arg(value);
@@ -90,7 +179,7 @@ pub(crate) fn push(pipe: &mut Pipeline, command: &Command) {
             if members.is_empty() {
                 pipe.cmd("DEL").arg(key);
             } else {
-                replace(pipe, key, *expire_at_ms, |pipe| {
+                replace(pipe, key, expiry.unwrap_or(*expire_at_ms), |pipe| {
                     pipe.cmd("SADD").arg(key).arg(members);
                 });
             }
@@ -103,7 +192,7 @@ pub(crate) fn push(pipe: &mut Pipeline, command: &Command) {
             if members.is_empty() {
                 pipe.cmd("DEL").arg(key);
             } else {
-                replace(pipe, key, *expire_at_ms, |pipe| {
+                replace(pipe, key, expiry.unwrap_or(*expire_at_ms), |pipe| {
                     let cmd = pipe.cmd("ZADD").arg(key);
                     for (s, member) in members {
                         cmd.arg(score(*s)).arg(member);
@@ -179,6 +268,89 @@ mod tests {
             .collect()
     }
 
+    fn at(ms: u64, command: Command) -> VersionedCommand {
+        VersionedCommand::new(regis_wire::Version::new(ms, 0, 1), command)
+    }
+
+    fn pexpireat(key: &str, at_ms: u64) -> Command {
+        Command::PExpireAt { key: key.into(), at_ms }
+    }
+
+    #[test]
+    fn an_expiry_passed_at_apply_time_takes_the_extension_in_hand() {
+        let now = 10_000;
+        let set = |key: &str, x: u64| Command::Set {
+            key: key.into(),
+            value: b"v".to_vec(),
+            expire_at_ms: Some(x),
+        };
+        let group = [
+            // Written with a TTL ending at 1000, extended at 500 to 2000, then
+            // at 1500 to 60000: the origin ended with 60000.
+            at(100, set("k", 1_000)),
+            at(
+                200,
+                Command::HSet {
+                    key: b"other".to_vec(),
+                    fields: vec![(b"f".to_vec(), b"v".to_vec())],
+                },
+            ),
+            at(500, pexpireat("k", 2_000)),
+            at(1_500, pexpireat("k", 60_000)),
+            // Expired at 1000 before this extension was stamped: nothing to extend.
+            at(100, set("late", 1_000)),
+            at(1_000, pexpireat("late", 60_000)),
+            // Extended to no expiry.
+            at(100, set("p", 1_000)),
+            at(900, Command::Persist { key: b"p".to_vec() }),
+            // A whole-key write ends the chain.
+            at(100, set("w", 1_000)),
+            at(150, Command::Del { key: b"w".to_vec() }),
+            at(200, pexpireat("w", 60_000)),
+            // Not yet expired: applied as it is.
+            at(100, set("live", 50_000)),
+            at(200, pexpireat("live", 60_000)),
+        ];
+        let expiries = extended_expiries(group.iter(), now);
+        assert_eq!(
+            expiries,
+            vec![
+                Some(Some(60_000)),
+                None,
+                Some(Some(60_000)),
+                None,
+                None,
+                None,
+                Some(None),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ]
+        );
+        let mut pipe = redis::pipe();
+        for (vc, expiry) in group.iter().zip(&expiries) {
+            push(&mut pipe, &vc.command, *expiry);
+        }
+        let args: Vec<Vec<String>> = pipe
+            .cmd_iter()
+            .map(|cmd| {
+                cmd.args_iter()
+                    .map(|a| match a {
+                        redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                        _ => String::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(args[0], ["SET", "k", "v", "PXAT", "60000"]);
+        assert_eq!(args[2], ["PEXPIREAT", "k", "60000"]);
+        assert_eq!(args[4], ["SET", "late", "v", "PXAT", "1000"]);
+        assert_eq!(args[6], ["SET", "p", "v"]);
+    }
+
     #[test]
     fn replacements_are_transactions_and_empty_ones_are_deletes() {
         let key = b"k".to_vec();
@@ -218,7 +390,7 @@ mod tests {
         ];
         for (command, expected) in cases {
             let mut pipe = redis::pipe();
-            push(&mut pipe, &command);
+            push(&mut pipe, &command, None);
             assert_eq!(names(&pipe), expected, "{command:?}");
         }
     }

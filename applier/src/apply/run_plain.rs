@@ -4,11 +4,14 @@ use super::{ApplyError, Engine, Item, ItemResult, lww, plain};
 
 impl Engine {
     /// Sends `group` as one pipeline of plain commands; one result per command.
-    pub(super) async fn run_plain(&self, group: &[Item<'_>]) -> Vec<ItemResult> {
+    /// An expiry already passed at `now_ms` and extended later in the same
+    /// group is applied as extended ([`plain::extended_expiries`]).
+    pub(super) async fn run_plain(&self, group: &[Item<'_>], now_ms: u64) -> Vec<ItemResult> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for item in group {
-            plain::push(&mut pipe, &item.command.command);
+        let expiries = plain::extended_expiries(group.iter().map(|i| i.command), now_ms);
+        for (item, expiry) in group.iter().zip(expiries) {
+            plain::push(&mut pipe, &item.command.command, expiry);
         }
         let mut conn = self.inner.conn.clone();
         match conn.query(&pipe).await {

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionLike;
 use regis_applier::apply::model::ModelValue;
+use regis_applier::apply::bookkeeping::{ASIDE_PREFIX, BOOKKEEPING_PREFIX};
 use regis_wire::{Batch, BatchHeader, Command, Mode, Version, VersionedCommand};
 
 /// Allowed difference between an expected absolute expiry and the one read
@@ -37,8 +38,9 @@ pub fn at(ms: u64, rank: u16, command: Command) -> VersionedCommand {
     VersionedCommand::new(Version::new(ms, 0, rank), command)
 }
 
-/// Everything a Redis node holds except `regis:v:` bookkeeping: value and
-/// absolute expiry (epoch ms, from `PTTL` and the local clock).
+/// Everything a Redis node holds except the applier's `regis:v:`
+/// bookkeeping and `regis:x:` aside keys: value and absolute expiry (epoch
+/// ms, exact, from `PEXPIRETIME`).
 pub type Dump = BTreeMap<Vec<u8>, (ModelValue, Option<u64>)>;
 
 /// Reads every data key of one node.
@@ -53,7 +55,7 @@ pub async fn dump(conn: &mut (impl ConnectionLike + Send)) -> Dump {
             .query_async(conn)
             .await
             .unwrap();
-        keys.extend(batch.into_iter().filter(|k| !k.starts_with(b"regis:v:")));
+        keys.extend(batch.into_iter().filter(|k| !is_reserved(k)));
         cursor = next;
         if cursor == 0 {
             break;
@@ -66,6 +68,11 @@ pub async fn dump(conn: &mut (impl ConnectionLike + Send)) -> Dump {
         }
     }
     out
+}
+
+/// True for the applier's own keys (bookkeeping, aside).
+pub fn is_reserved(key: &[u8]) -> bool {
+    key.starts_with(BOOKKEEPING_PREFIX) || key.starts_with(ASIDE_PREFIX)
 }
 
 /// Reads one key: value and absolute expiry, or `None` if it does not exist.
@@ -92,9 +99,7 @@ pub async fn read_key(conn: &mut (impl ConnectionLike + Send), key: &[u8]) -> Op
         }
         other => panic!("unexpected type {other}"),
     };
-    let pttl: i64 = redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap();
-    let expiry = (pttl >= 0).then(|| now_ms() + pttl as u64);
-    Some((value, expiry))
+    Some((value, expiry_of(conn, key).await))
 }
 
 fn parse_score(text: &str) -> f64 {
@@ -107,13 +112,18 @@ fn parse_score(text: &str) -> f64 {
 
 /// The absolute expiry of `key` (epoch ms), if it has one.
 pub async fn expiry_of(conn: &mut (impl ConnectionLike + Send), key: &[u8]) -> Option<u64> {
-    let pttl: i64 = redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap();
-    (pttl >= 0).then(|| now_ms() + pttl as u64)
+    let at: i64 = redis::cmd("PEXPIRETIME").arg(key).query_async(conn).await.unwrap();
+    u64::try_from(at).ok()
 }
 
-/// Compares two dumps: values exactly, expiries within the tolerance.
-/// Returns a description of the first difference.
+/// Compares two dumps: values exactly, expiries within
+/// [`EXPIRY_TOLERANCE_MS`]. Returns a description of the first difference.
 pub fn diff(left: &Dump, right: &Dump) -> Option<String> {
+    diff_within(left, right, EXPIRY_TOLERANCE_MS)
+}
+
+/// Compares two dumps: values exactly, expiries within `tolerance_ms`.
+pub fn diff_within(left: &Dump, right: &Dump, tolerance_ms: u64) -> Option<String> {
     let keys: BTreeSet<&Vec<u8>> = left.keys().chain(right.keys()).collect();
     for key in keys {
         match (left.get(key), right.get(key)) {
@@ -123,7 +133,7 @@ pub fn diff(left: &Dump, right: &Dump) -> Option<String> {
                 }
                 let close = match (le, re) {
                     (None, None) => true,
-                    (Some(a), Some(b)) => a.abs_diff(*b) <= EXPIRY_TOLERANCE_MS,
+                    (Some(a), Some(b)) => a.abs_diff(*b) <= tolerance_ms,
                     _ => false,
                 };
                 if !close {
