@@ -73,7 +73,7 @@ mod sns;
 mod stats;
 
 pub use aws::{ATTEMPT_TIMEOUT, AwsSns};
-pub use batch::{MAX_BATCH_COMMANDS, MAX_BATCH_JSON_BYTES};
+pub use batch::{MAX_BATCH_COMMANDS, MAX_BATCH_ELEMENTS, MAX_BATCH_JSON_BYTES};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MIN_MESSAGE_BYTES, Overflow, PublisherConfig, RetryPolicy, TenantPolicy};
 pub use error::{ConfigError, DeliveryError, FailureCause, FlushError, PublishError, SnsError};
