@@ -763,9 +763,25 @@ fn details_stay_short_whatever_the_message() {
         message(1, &format!(r#"[{{"op":"del","{long}":1,"k":"a","ver":[1,0,1]}}]"#)),
         format!(r#"{{"regis":1,"{long}":1}}"#),
         message(1, "[]").replace("\"enc\":\"json\"", &format!("\"enc\":\"{long}\"")),
+        message(0, &format!(r#"[],"sig":{{"kid":"{long}","mac":"AA=="}}"#)),
     ];
-    for text in texts {
-        let err = decode_default(&text).unwrap_err();
+    let keys = Keyring::new(vec![SigningKey::new("k1", b"0123456789abcdef0123".to_vec())]);
+    for (i, text) in texts.iter().enumerate() {
+        // The last one is refused for its signature's key id.
+        let keys = if i + 1 == texts.len() {
+            keys.clone()
+        } else {
+            Keyring::default()
+        };
+        let err = decode(text, &DecodeLimits::default(), &keys).unwrap_err();
+        let reasons = [
+            "unknown-command",
+            "malformed",
+            "malformed",
+            "unknown-encoding",
+            "unknown-key",
+        ];
+        assert_eq!(err.reason(), reasons[i]);
         assert!(
             err.to_string().len() < 700,
             "{} bytes: {}",
