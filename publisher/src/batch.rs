@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use regis_wire::{
     BatchHeader, CommandList, Compression, DecodeLimits, ENVELOPE_OVERHEAD_BYTES, EncodeError, EncodeOptions, Keyring,
-    Mode, SigningKey, VersionedCommand, encode_owned_list,
+    Limit, Mode, SigningKey, VersionedCommand, encode_owned_list,
 };
 
 use crate::clock::Clock;
@@ -24,14 +24,21 @@ use crate::receipt::{BatchSlot, Tracker};
 use crate::sns::{Attribute, OutgoingMessage, routing_attributes};
 use crate::stats::{Counters, add};
 
-/// Most commands in one batch: half of the decoder's default limit
-/// (`regis_wire::DecodeLimits::default().max_commands`), so appliers with
-/// default limits accept every batch.
-pub const MAX_BATCH_COMMANDS: usize = 100_000;
+/// Most commands in one batch with the default limits: half of the
+/// decoder's default ([`regis_wire::MAX_COMMANDS`]), so appliers with
+/// default limits accept every batch. In general half of
+/// [`crate::PublisherConfig::limits`]`.max_commands`.
+pub const MAX_BATCH_COMMANDS: usize = regis_wire::MAX_COMMANDS / 2;
 
 /// Most bytes of command JSON in one batch before compression: half of the
-/// decoder's default `max_decompressed_bytes`, for the same reason.
-pub const MAX_BATCH_JSON_BYTES: usize = 16 * 1024 * 1024;
+/// decoder's default [`regis_wire::MAX_DECOMPRESSED_BYTES`], for the same
+/// reason (in general half of the configured limit).
+pub const MAX_BATCH_JSON_BYTES: usize = regis_wire::MAX_DECOMPRESSED_BYTES / 2;
+
+/// Most fields and members in one batch: half of the decoder's default
+/// [`regis_wire::MAX_ELEMENTS_PER_BATCH`] (in general half of the
+/// configured limit).
+pub const MAX_BATCH_ELEMENTS: usize = regis_wire::MAX_ELEMENTS_PER_BATCH / 2;
 
 /// Length of a batch id: 128 random bits in hex.
 const BATCH_ID_LEN: usize = 32;
@@ -108,18 +115,31 @@ pub(crate) struct Planner {
     compression: Compression,
     /// Largest JSON a batch may hold.
     json_cap: usize,
+    /// Most commands a batch may hold.
+    max_commands: usize,
+    /// Most fields and members a batch may hold.
+    max_elements: usize,
     /// Estimated payload bytes per JSON byte (an `f64`'s bits).
     ratio: AtomicU64,
 }
 
 impl Planner {
-    pub(crate) fn new(max_message_bytes: usize, compression: Compression, max_buffered_bytes: usize) -> Self {
+    pub(crate) fn new(
+        max_message_bytes: usize,
+        compression: Compression,
+        max_buffered_bytes: usize,
+        limits: &DecodeLimits,
+    ) -> Self {
+        // Half of what the appliers accept, so a batch is never refused.
+        let half = |limit: Limit| (limits.get(limit) / 2).max(1);
         Self {
             max_message_bytes,
             compression,
             // A batch holding more than half the buffer would make
             // publishers wait for its linger instead of for SNS.
-            json_cap: MAX_BATCH_JSON_BYTES.min((max_buffered_bytes / 2).max(1)),
+            json_cap: half(Limit::DecompressedBytes).min((max_buffered_bytes / 2).max(1)),
+            max_commands: half(Limit::Commands),
+            max_elements: half(Limit::ElementsPerBatch),
             ratio: AtomicU64::new(1.0f64.to_bits()),
         }
     }
@@ -140,12 +160,19 @@ impl Planner {
         fixed_bytes + payload
     }
 
-    /// Whether `adding` more bytes of JSON still fit in the open batch.
-    pub(crate) fn fits(&self, batch: &OpenBatch, adding: usize) -> bool {
+    /// Whether a command of `adding` bytes of JSON and `elements` fields or
+    /// members still fits in the open batch.
+    pub(crate) fn fits(&self, batch: &OpenBatch, adding: usize, elements: usize) -> bool {
         let json = batch.list.json_len() + adding;
-        batch.commands.len() < MAX_BATCH_COMMANDS
+        batch.commands.len() < self.max_commands
+            && batch.elements + elements <= self.max_elements
             && json <= self.json_cap
             && self.planned_size(batch.tenant.fixed_bytes, json) <= self.max_message_bytes
+    }
+
+    /// Whether the open batch is full by count (it is then closed at once).
+    pub(crate) fn is_full(&self, batch: &OpenBatch) -> bool {
+        batch.commands.len() >= self.max_commands || batch.elements >= self.max_elements
     }
 
     /// Learns from a sealed message: `size` bytes for `json` bytes of JSON.
@@ -213,6 +240,8 @@ pub(crate) struct OpenBatch {
     pub(crate) opened_at: tokio::time::Instant,
     /// Buffer bytes its commands hold.
     pub(crate) permits: usize,
+    /// Fields and members of its commands.
+    pub(crate) elements: usize,
 }
 
 impl OpenBatch {
@@ -224,6 +253,7 @@ impl OpenBatch {
             slot,
             opened_at: tokio::time::Instant::now(),
             permits: 0,
+            elements: 0,
         }
     }
 

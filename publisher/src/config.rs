@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use regis_wire::{Compression, Mode, SNS_DEFAULT_MAX_MESSAGE_BYTES, SNS_MAX_MESSAGE_BYTES, SigningKey};
+use regis_wire::{
+    Compression, DEFAULT_MAX_CLOCK_SKEW_MS, DecodeLimits, Mode, SNS_DEFAULT_MAX_MESSAGE_BYTES, SNS_MAX_MESSAGE_BYTES,
+    SigningKey,
+};
 
 use crate::error::ConfigError;
 
@@ -126,6 +129,20 @@ pub struct PublisherConfig {
     pub mode: Mode,
     /// Most SNS requests in flight at once (default 16).
     pub max_concurrent_requests: usize,
+    /// How far ahead of this publisher's own wall clock a version may be
+    /// (default 300 s, the appliers' default `REGIS_MAX_CLOCK_SKEW_SECONDS`;
+    /// set it to the appliers' bound). After the wall clock steps back by
+    /// more, `publish` refuses new commands with
+    /// [`crate::PublishError::Clock`] until it has caught up, instead of
+    /// stamping versions every applier would refuse; see
+    /// [`regis_wire::HybridClock`]. Each refusal is counted in
+    /// [`crate::Stats::clock_refusals`].
+    pub max_clock_skew: Duration,
+    /// The decode limits of the appliers (default: theirs). A command over
+    /// a per-command limit is refused by `publish`
+    /// ([`crate::PublishError::OverLimit`]); batches are closed at half of
+    /// the batch limits.
+    pub limits: DecodeLimits,
 }
 
 impl PublisherConfig {
@@ -148,6 +165,8 @@ impl PublisherConfig {
             retry: RetryPolicy::default(),
             mode: Mode::Lww,
             max_concurrent_requests: 16,
+            max_clock_skew: Duration::from_millis(DEFAULT_MAX_CLOCK_SKEW_MS),
+            limits: DecodeLimits::default(),
         }
     }
 
@@ -190,6 +209,12 @@ impl PublisherConfig {
                 why: "must be positive",
             });
         }
+        if self.limits.max_elements_per_command > self.limits.max_elements_per_batch {
+            return Err(ConfigError::OutOfRange {
+                name: "limits.max_elements_per_command",
+                why: "must not exceed limits.max_elements_per_batch",
+            });
+        }
         for (name, policy) in &self.tenants {
             if name.is_empty() {
                 return Err(ConfigError::Empty("tenant name"));
@@ -227,6 +252,8 @@ mod tests {
         assert_eq!(c.max_message_bytes, 256 * 1024);
         assert_eq!(c.linger, Duration::from_millis(5));
         assert_eq!(c.mode, Mode::Lww);
+        assert_eq!(c.max_clock_skew, Duration::from_secs(300));
+        assert_eq!(c.limits, DecodeLimits::default());
         assert!(matches!(c.compression, Compression::Auto { .. }));
     }
 

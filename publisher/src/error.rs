@@ -62,9 +62,32 @@ pub enum PublishError {
         /// The prefix (lossy UTF-8).
         prefix: String,
     },
-    /// The command is malformed (an empty member list, a NaN score).
+    /// The key is in the applier's reserved namespace (`regis:`, except
+    /// `regis:probe:`): every applier would refuse the batch.
+    #[error(
+        "key {:?} is in the reserved namespace regis: (the applier's version bookkeeping); only regis:probe: keys may be written there",
+        String::from_utf8_lossy(.key)
+    )]
+    ReservedKey {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// The command is malformed (an empty member list, a NaN score, an
+    /// expiry Redis would refuse).
     #[error("invalid command: {0}")]
     Invalid(#[from] regis_wire::CommandError),
+    /// The command is over one of the appliers' decode limits
+    /// ([`crate::PublisherConfig::limits`]): too many fields or members, a
+    /// key, field, member or value too long, or JSON too long for one batch.
+    #[error("command over the appliers' limits: {0}")]
+    OverLimit(#[from] regis_wire::OverLimit),
+    /// The wall clock stepped back by more than
+    /// [`crate::PublisherConfig::max_clock_skew`] (or is broken): versions
+    /// stamped now would be refused by every applier. Retryable once the
+    /// clock has caught up; restarting the publisher starts from the wall
+    /// clock again.
+    #[error(transparent)]
+    Clock(#[from] regis_wire::ClockError),
     /// A raw command that is not idempotent or not a replicated write.
     #[error(transparent)]
     NotReplicable(#[from] regis_wire::ParseError),
@@ -96,10 +119,15 @@ pub enum PublishError {
 }
 
 impl PublishError {
-    /// True when the same call may succeed later (the buffer drains); false
-    /// when the command itself or the publisher's state is the problem.
+    /// True when the same call may succeed later (the buffer drains, the
+    /// wall clock catches up); false when the command itself or the
+    /// publisher's state is the problem.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::BufferFull { .. })
+        match self {
+            Self::BufferFull { .. } => true,
+            Self::Clock(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -244,6 +272,20 @@ mod tests {
             .is_retryable()
         );
         assert!(PublishError::BufferFull { max: 1 }.is_retryable());
+        assert!(
+            PublishError::Clock(regis_wire::ClockError::SteppedBack {
+                behind_ms: 2,
+                max_lead_ms: 1
+            })
+            .is_retryable()
+        );
+        assert!(!PublishError::Clock(regis_wire::ClockError::OutOfRange { wall_ms: u64::MAX }).is_retryable());
+        assert!(
+            !PublishError::ReservedKey {
+                key: b"regis:v:x".to_vec()
+            }
+            .is_retryable()
+        );
         assert!(!PublishError::Closed.is_retryable());
     }
 }

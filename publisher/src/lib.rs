@@ -51,6 +51,21 @@
 //! [`PublisherConfig::max_buffered_bytes`]: when full, `publish` waits, or
 //! fails at once with [`Overflow::FailFast`].
 //!
+//! # Clocks and limits
+//!
+//! Versions come from a hybrid logical clock over the injectable [`Clock`].
+//! When the wall clock steps back by more than
+//! [`PublisherConfig::max_clock_skew`] (default 300 s, the appliers' own
+//! bound), `publish` refuses new commands with [`PublishError::Clock`]
+//! (retryable, counted in [`Stats::clock_refusals`]) until the wall clock has
+//! caught up, rather than stamp versions that every applier would refuse as
+//! too far ahead. Keys in the appliers' reserved namespace (`regis:`, except
+//! the lag probes `regis:probe:`) are refused ([`PublishError::ReservedKey`]),
+//! and so are commands over the appliers' decode limits
+//! ([`PublishError::OverLimit`]) and values Redis would refuse
+//! ([`PublishError::Invalid`]). The wire format is specified in
+//! `docs/WIRE.md`.
+//!
 //! # Tenants
 //!
 //! Every message carries the attributes `tenant`, `origin` and `regions`
@@ -73,7 +88,7 @@ mod sns;
 mod stats;
 
 pub use aws::{ATTEMPT_TIMEOUT, AwsSns};
-pub use batch::{MAX_BATCH_COMMANDS, MAX_BATCH_JSON_BYTES};
+pub use batch::{MAX_BATCH_COMMANDS, MAX_BATCH_ELEMENTS, MAX_BATCH_JSON_BYTES};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MIN_MESSAGE_BYTES, Overflow, PublisherConfig, RetryPolicy, TenantPolicy};
 pub use error::{ConfigError, DeliveryError, FailureCause, FlushError, PublishError, SnsError};

@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use regis_wire::{Command, CommandList, EncodeOptions, HybridClock, Version, VersionedCommand};
+use regis_wire::{
+    Command, CommandList, EncodeOptions, HybridClock, Limit, MAX_VERSION_MILLIS, Version, VersionedCommand,
+    is_reserved_key,
+};
 use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::batch::{ClosedBatch, MAX_BATCH_COMMANDS, OpenBatch, Planner, Sealer, TenantInfo};
+use crate::batch::{ClosedBatch, OpenBatch, Planner, Sealer, TenantInfo};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Overflow, PublisherConfig};
 use crate::error::{ConfigError, FlushError, PublishError};
@@ -26,7 +29,7 @@ use crate::stats::{Counters, Stats, add};
 
 /// Upper bound of any version's serialized size, for reserving buffer bytes
 /// before the real version is known.
-const WIDEST_VERSION: Version = Version::new(u64::MAX, u32::MAX, u16::MAX);
+const WIDEST_VERSION: Version = Version::new(MAX_VERSION_MILLIS, u32::MAX, u16::MAX);
 
 /// Unknown tenants remembered (their attributes and sizes) at most.
 const UNKNOWN_TENANT_CACHE: usize = 1024;
@@ -98,6 +101,7 @@ impl PublisherBuilder {
             config.max_message_bytes,
             config.compression,
             config.max_buffered_bytes,
+            &config.limits,
         ));
         let counters = Arc::new(Counters::default());
         let options = EncodeOptions {
@@ -134,7 +138,8 @@ impl PublisherBuilder {
             counters,
             registry: Arc::default(),
             state: Mutex::new(State {
-                hlc: HybridClock::new(config.origin_rank),
+                hlc: HybridClock::new(config.origin_rank)
+                    .with_max_lead_ms(u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX)),
                 open: HashMap::new(),
                 next_seq: 0,
                 tx: Some(tx),
@@ -266,9 +271,22 @@ impl Shared {
             self.semaphore.add_permits(reserved);
             return Err(PublishError::Closed);
         }
-        command.version = st.hlc.tick(self.clock.now_ms());
+        command.version = match st.hlc.try_tick(self.clock.now_ms()) {
+            Ok(version) => version,
+            Err(e) => {
+                drop(st);
+                self.semaphore.add_permits(reserved);
+                add(&self.counters.clock_refusals, 1);
+                return Err(e.into());
+            }
+        };
         let name: &str = &tenant.name;
-        if st.open.get(name).is_some_and(|b| !self.planner.fits(b, reserved)) {
+        let elements = command.command.elements();
+        if st
+            .open
+            .get(name)
+            .is_some_and(|b| !self.planner.fits(b, reserved, elements))
+        {
             let full = st.open.remove(name).expect("checked");
             self.close_batch(st.tx.as_ref(), full);
         }
@@ -292,8 +310,9 @@ impl Shared {
         };
         batch.commands.push(command);
         batch.permits += added;
+        batch.elements += elements;
         let receipt = Receipt::new(Arc::clone(&batch.slot), batch.commands.len() - 1);
-        if batch.commands.len() >= MAX_BATCH_COMMANDS {
+        if self.planner.is_full(batch) {
             let full = st.open.remove(name).expect("present");
             self.close_batch(st.tx.as_ref(), full);
         }
@@ -385,9 +404,18 @@ impl Publisher {
         }
         let info = shared.tenant(tenant)?;
         info.check_key(command.key())?;
+        if is_reserved_key(command.key()) {
+            return Err(PublishError::ReservedKey {
+                key: command.key().to_vec(),
+            });
+        }
         command.validate()?;
+        let limits = &shared.config.limits;
+        limits.check_command(&command)?;
         let command = VersionedCommand::new(WIDEST_VERSION, command);
         let bytes = CommandList::encoded_len(&command);
+        // The list's brackets come on top of the command (and its comma).
+        limits.check(Limit::DecompressedBytes, bytes + 1)?;
         let max = shared.config.max_message_bytes;
         if bytes + info.fixed_bytes > max
             && !shared

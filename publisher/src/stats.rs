@@ -30,6 +30,9 @@ pub struct Stats {
     pub failed_messages: u64,
     /// Commands in those messages.
     pub failed_commands: u64,
+    /// Commands refused because the wall clock had stepped back by more
+    /// than `max_clock_skew` (see [`crate::PublishError::Clock`]).
+    pub clock_refusals: u64,
     /// Bytes of commands accepted and not yet acknowledged, now.
     pub buffered_bytes: u64,
 }
@@ -48,6 +51,7 @@ pub(crate) struct Counters {
     pub(crate) retries: AtomicU64,
     pub(crate) failed_messages: AtomicU64,
     pub(crate) failed_commands: AtomicU64,
+    pub(crate) clock_refusals: AtomicU64,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: usize) {
@@ -69,6 +73,7 @@ impl Counters {
             retries: self.retries.load(Relaxed),
             failed_messages: self.failed_messages.load(Relaxed),
             failed_commands: self.failed_commands.load(Relaxed),
+            clock_refusals: self.clock_refusals.load(Relaxed),
             buffered_bytes,
         }
     }

@@ -13,17 +13,20 @@
 //! a future version is reported as such rather than as garbage, and it
 //! checks every size before it allocates for it.
 
+use std::borrow::Cow;
 use std::io::Read as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Deserialize;
-use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::batch::{Batch, BatchHeader, FORMAT_VERSION, Mode};
-use crate::command::{UNKNOWN_OP_MARKER, VersionedCommand};
+use crate::command::VersionedCommand;
+use crate::de::{Commands, Ctx};
 use crate::error::{DecodeError, EncodeError, Limit};
+use crate::limits::DecodeLimits;
 use crate::signing::{Keyring, SigningKey};
 
 /// SNS's default maximum message size, attributes included (256 KiB).
@@ -71,27 +74,6 @@ pub struct EncodeOptions {
     pub signing_key: Option<SigningKey>,
 }
 
-/// Limits the decoder enforces before it allocates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecodeLimits {
-    /// Longest message text accepted.
-    pub max_message_bytes: usize,
-    /// Longest command list accepted after decompression.
-    pub max_decompressed_bytes: usize,
-    /// Most commands accepted in one batch.
-    pub max_commands: usize,
-}
-
-impl Default for DecodeLimits {
-    fn default() -> Self {
-        Self {
-            max_message_bytes: SNS_MAX_MESSAGE_BYTES,
-            max_decompressed_bytes: 32 * 1024 * 1024,
-            max_commands: 200_000,
-        }
-    }
-}
-
 /// A growing, serialized command list: each command is turned into JSON
 /// once, when it is pushed, so a publisher knows a batch's size as it fills.
 #[derive(Debug, Clone, Default)]
@@ -108,7 +90,7 @@ impl CommandList {
 
     /// Appends a command; returns how many bytes it added.
     pub fn push(&mut self, command: &VersionedCommand) -> Result<usize, EncodeError> {
-        command.command.validate()?;
+        command.validate()?;
         let before = self.json.len();
         self.json.push(if self.count == 0 { b'[' } else { b',' });
         serde_json::to_writer(&mut self.json, command)?;
@@ -317,9 +299,30 @@ fn signed_parts<'a>(
     ]
 }
 
+/// The `regis` member alone, read without building anything for the rest.
 #[derive(Deserialize)]
 struct Probe {
-    regis: Option<serde_json::Value>,
+    regis: Option<FormatVersion>,
+}
+
+/// A format version: a whole, non-negative JSON number, refused otherwise
+/// without reading (or allocating for) whatever it is instead.
+struct FormatVersion(u64);
+
+impl<'de> Deserialize<'de> for FormatVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Whole;
+        impl Visitor<'_> for Whole {
+            type Value = FormatVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"regis\" as a whole number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FormatVersion, E> {
+                Ok(FormatVersion(v))
+            }
+        }
+        d.deserialize_u64(Whole)
+    }
 }
 
 #[derive(Deserialize)]
@@ -331,57 +334,52 @@ struct Envelope<'a> {
     origin: String,
     tenant: String,
     ts: u64,
-    mode: String,
-    enc: String,
+    #[serde(borrow)]
+    mode: Cow<'a, str>,
+    #[serde(borrow)]
+    enc: Cow<'a, str>,
     n: usize,
     #[serde(borrow)]
     cmds: &'a RawValue,
-    #[serde(default)]
-    sig: Option<Signature>,
+    #[serde(default, borrow)]
+    sig: Option<Signature<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Signature {
-    kid: String,
-    mac: String,
+struct Signature<'a> {
+    #[serde(borrow)]
+    kid: Cow<'a, str>,
+    #[serde(borrow)]
+    mac: Cow<'a, str>,
 }
 
 /// Reads the format version of a message without decoding the rest.
 pub fn peek_format_version(text: &str) -> Result<u64, DecodeError> {
-    let probe: Probe = serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let probe: Probe = serde_json::from_str(text).map_err(DecodeError::malformed)?;
     match probe.regis {
-        Some(serde_json::Value::Number(n)) => n
-            .as_u64()
-            .ok_or_else(|| DecodeError::Malformed("\"regis\" is not a whole number".into())),
-        Some(_) => Err(DecodeError::Malformed("\"regis\" is not a number".into())),
+        Some(FormatVersion(version)) => Ok(version),
         None => Err(DecodeError::Malformed("no \"regis\" format version".into())),
     }
 }
 
 /// Decodes and verifies a message. `keys` empty means signatures are not
 /// required (a signature that is present is then not checked either).
+///
+/// Every limit of `limits` is checked before what it limits is allocated;
+/// the heap used stays under [`DecodeLimits::peak_bytes`]. The envelope's
+/// members may come in any order. A batch that decodes may still be refused
+/// by the applier's checks ([`crate::check_reserved_keys`],
+/// [`crate::check_clock_skew`], [`crate::check_horizon`]).
 pub fn decode(text: &str, limits: &DecodeLimits, keys: &Keyring) -> Result<Batch, DecodeError> {
-    if text.len() > limits.max_message_bytes {
-        return Err(DecodeError::OverLimit {
-            limit: Limit::MessageBytes,
-            max: limits.max_message_bytes,
-            actual: text.len(),
-        });
-    }
+    limits.check(Limit::MessageBytes, text.len())?;
     let version = peek_format_version(text)?;
     if version != FORMAT_VERSION {
         return Err(DecodeError::UnknownVersion(version));
     }
-    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    let mode = env.mode.parse::<Mode>().map_err(DecodeError::Malformed)?;
-    if env.n > limits.max_commands {
-        return Err(DecodeError::OverLimit {
-            limit: Limit::Commands,
-            max: limits.max_commands,
-            actual: env.n,
-        });
-    }
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(DecodeError::malformed)?;
+    let mode = env.mode.parse::<Mode>().map_err(DecodeError::malformed)?;
+    limits.check(Limit::Commands, env.n)?;
     let header = BatchHeader {
         id: env.id,
         origin: env.origin,
@@ -399,107 +397,103 @@ pub fn decode(text: &str, limits: &DecodeLimits, keys: &Keyring) -> Result<Batch
             &signed_parts(&header, &ts, &env.enc, &n, raw_payload.as_bytes()),
         )?;
     }
-    let json: std::borrow::Cow<'_, [u8]> = match env.enc.as_str() {
+    let json: Cow<'_, [u8]> = match env.enc.as_ref() {
         "json" => {
-            if raw_payload.len() > limits.max_decompressed_bytes {
-                return Err(DecodeError::OverLimit {
-                    limit: Limit::DecompressedBytes,
-                    max: limits.max_decompressed_bytes,
-                    actual: raw_payload.len(),
-                });
-            }
-            std::borrow::Cow::Borrowed(raw_payload.as_bytes())
+            limits.check(Limit::DecompressedBytes, raw_payload.len())?;
+            Cow::Borrowed(raw_payload.as_bytes())
         }
-        "zstd" => std::borrow::Cow::Owned(decompress(raw_payload, limits)?),
-        other => return Err(DecodeError::UnknownEncoding(other.to_owned())),
+        "zstd" => Cow::Owned(decompress(raw_payload, limits)?),
+        other => return Err(DecodeError::UnknownEncoding(crate::error::bounded(other))),
     };
+    let ctx = Ctx::new(limits);
     let mut de = serde_json::Deserializer::from_slice(&json);
-    let commands = BoundedCommands {
-        max: limits.max_commands,
-    }
-    .deserialize(&mut de)
-    .and_then(|c| de.end().map(|()| c))
-    .map_err(|e| command_error(&e, limits))?;
-    if commands.len() != env.n {
-        return Err(DecodeError::Malformed(format!(
-            "\"n\" says {} commands, found {}",
-            env.n,
-            commands.len()
-        )));
-    }
+    let commands = Commands { ctx: &ctx, n: env.n }
+        .deserialize(&mut de)
+        .and_then(|c| de.end().map(|()| c))
+        .map_err(|e| ctx.into_error(&e))?;
     Ok(Batch { header, commands })
 }
 
+/// Decompresses the base64 zstd payload, refusing more than the limit.
+///
+/// When the payload is one frame that states its size (every one-shot
+/// compressor writes it), a size over the limit is refused before anything
+/// is allocated, and the output is allocated once and decompressed into in
+/// one pass (no window buffer). Otherwise (several frames, or a streamed
+/// frame) the stream is read with zstd's window capped to the limit and
+/// stops one byte past it.
 fn decompress(raw_payload: &str, limits: &DecodeLimits) -> Result<Vec<u8>, DecodeError> {
     let b64: &str = serde_json::from_str(raw_payload)
         .map_err(|_| DecodeError::Malformed("compressed \"cmds\" must be a base64 string without escapes".into()))?;
     let packed = BASE64
         .decode(b64)
         .map_err(|e| DecodeError::Corrupt(format!("base64: {e}")))?;
-    let decoder =
-        zstd::stream::read::Decoder::new(packed.as_slice()).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let max = limits.max_decompressed_bytes;
+    let single_frame = zstd::zstd_safe::find_frame_compressed_size(&packed).is_ok_and(|len| len == packed.len());
+    match zstd::zstd_safe::get_frame_content_size(&packed) {
+        Ok(Some(size)) if single_frame => {
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            limits.check(Limit::DecompressedBytes, size)?;
+            let mut out = Vec::with_capacity(size);
+            zstd::bulk::Decompressor::new()
+                .and_then(|mut d| d.decompress_to_buffer(&packed[..], &mut out))
+                .map_err(|e| DecodeError::Corrupt(format!("zstd: {e}")))?;
+            if out.len() != size {
+                return Err(DecodeError::Corrupt(format!(
+                    "zstd: the frames state {size} bytes, they hold {}",
+                    out.len()
+                )));
+            }
+            Ok(out)
+        }
+        Ok(_) => decompress_stream(&packed, max),
+        Err(_) => Err(DecodeError::Corrupt("zstd: not a valid frame".into())),
+    }
+}
+
+/// The smallest window cap of streamed frames: 8 MiB, what zstd's levels
+/// 1 to 19 use at most.
+const STREAM_WINDOW_LOG_MIN: u32 = 23;
+
+/// Streaming decompression of frames that do not state their size.
+fn decompress_stream(packed: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
+    let corrupt = |e: std::io::Error| DecodeError::Corrupt(format!("zstd: {e}"));
+    let mut decoder = zstd::stream::read::Decoder::new(packed).map_err(corrupt)?;
+    // zstd allocates its window from the frame header; a hostile header may
+    // ask for up to 2^31 bytes. The window is capped at the output limit, or
+    // at 8 MiB (2^23, the largest window of zstd's levels 1 to 19) when the
+    // limit is smaller, so every standard level decodes; a frame asking for
+    // more is corrupt.
+    let limit_log = usize::BITS - max.max(1).next_power_of_two().leading_zeros() - 1;
+    let window_log = limit_log.clamp(STREAM_WINDOW_LOG_MIN, 31);
+    decoder.window_log_max(window_log).map_err(corrupt)?;
+    // Read up to one byte past the limit, growing the buffer by doubling
+    // but never beyond that.
+    let cap = max.saturating_add(1);
     let mut out = Vec::new();
-    let cap = limits.max_decompressed_bytes as u64 + 1;
-    decoder
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|e| DecodeError::Corrupt(format!("zstd: {e}")))?;
-    if out.len() > limits.max_decompressed_bytes {
+    loop {
+        if out.len() == out.capacity() {
+            let grow = out.capacity().max(64 * 1024).min(cap - out.len());
+            if grow == 0 {
+                break;
+            }
+            out.reserve_exact(grow);
+        }
+        let filled = out.len();
+        out.resize(out.capacity(), 0);
+        let read = decoder.read(&mut out[filled..]).map_err(corrupt)?;
+        out.truncate(filled + read);
+        if read == 0 {
+            break;
+        }
+    }
+    if out.len() > max {
         return Err(DecodeError::OverLimit {
             limit: Limit::DecompressedBytes,
-            max: limits.max_decompressed_bytes,
-            // At least this much: decompression stopped at the limit.
+            max,
+            // At least this much: decompression stopped one byte past the limit.
             actual: out.len(),
         });
     }
     Ok(out)
-}
-
-fn command_error(e: &serde_json::Error, limits: &DecodeLimits) -> DecodeError {
-    let text = e.to_string();
-    match text.find(UNKNOWN_OP_MARKER) {
-        Some(at) => {
-            let rest = &text[at + UNKNOWN_OP_MARKER.len()..];
-            let op = rest.split(" at line ").next().unwrap_or(rest);
-            DecodeError::UnknownCommand(op.to_owned())
-        }
-        None if text.starts_with(TOO_MANY) => DecodeError::OverLimit {
-            limit: Limit::Commands,
-            max: limits.max_commands,
-            actual: limits.max_commands + 1,
-        },
-        None => DecodeError::Malformed(text),
-    }
-}
-
-const TOO_MANY: &str = "too many commands";
-
-/// Reads the command array but stops at `max` elements, so a lying `"n"`
-/// cannot make the decoder allocate without bound.
-struct BoundedCommands {
-    max: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for BoundedCommands {
-    type Value = Vec<VersionedCommand>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BoundedCommands {
-    type Value = Vec<VersionedCommand>;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of commands")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max).min(4096));
-        while let Some(cmd) = seq.next_element::<VersionedCommand>()? {
-            if out.len() == self.max {
-                return Err(serde::de::Error::custom(TOO_MANY));
-            }
-            out.push(cmd);
-        }
-        Ok(out)
-    }
 }

@@ -6,11 +6,11 @@
 //! life. Whole-value replacements (`HReplace`, `SReplace`, `ZReplace`) write
 //! a hash, set or sorted set in one step, the way a service caches a record.
 
-use serde::de::{self, Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::blob::{Blob, BlobRef};
+use crate::blob::BlobRef;
 use crate::error::CommandError;
+use crate::limits::MAX_EXPIRE_AT_MS;
 use crate::version::Version;
 
 /// One idempotent Redis write. Keys, values, fields and members are bytes.
@@ -189,8 +189,67 @@ impl Command {
         }
     }
 
-    /// Checks what the types cannot: element lists that Redis requires to be
-    /// non-empty are non-empty, and scores are finite.
+    /// How many fields or members the command carries (0 for `set`, `del`,
+    /// `pexpireat`, `persist`): what [`crate::DecodeLimits`] counts.
+    pub fn elements(&self) -> usize {
+        match self {
+            Self::HSet { fields, .. } | Self::HReplace { fields, .. } => fields.len(),
+            Self::HDel { fields, .. } => fields.len(),
+            Self::SAdd { members, .. }
+            | Self::SRem { members, .. }
+            | Self::ZRem { members, .. }
+            | Self::SReplace { members, .. } => members.len(),
+            Self::ZAdd { members, .. } | Self::ZReplace { members, .. } => members.len(),
+            Self::Set { .. } | Self::Del { .. } | Self::PExpireAt { .. } | Self::Persist { .. } => 0,
+        }
+    }
+
+    /// The length of the longest field or member and of the longest value
+    /// (of `set`, or of a hash field); 0 where there is none.
+    pub fn longest_name_and_value(&self) -> (usize, usize) {
+        fn longest<'a>(items: impl Iterator<Item = &'a Vec<u8>>) -> usize {
+            items.map(Vec::len).max().unwrap_or(0)
+        }
+        match self {
+            Self::Set { value, .. } => (0, value.len()),
+            Self::HSet { fields, .. } | Self::HReplace { fields, .. } => (
+                longest(fields.iter().map(|(f, _)| f)),
+                longest(fields.iter().map(|(_, v)| v)),
+            ),
+            Self::HDel { fields, .. } => (longest(fields.iter()), 0),
+            Self::SAdd { members, .. }
+            | Self::SRem { members, .. }
+            | Self::ZRem { members, .. }
+            | Self::SReplace { members, .. } => (longest(members.iter()), 0),
+            Self::ZAdd { members, .. } | Self::ZReplace { members, .. } => (longest(members.iter().map(|(_, m)| m)), 0),
+            Self::Del { .. } | Self::PExpireAt { .. } | Self::Persist { .. } => (0, 0),
+        }
+    }
+
+    /// The absolute expiry the command sets, if any.
+    pub fn expiry(&self) -> Option<u64> {
+        match self {
+            Self::Set { expire_at_ms, .. }
+            | Self::HReplace { expire_at_ms, .. }
+            | Self::SReplace { expire_at_ms, .. }
+            | Self::ZReplace { expire_at_ms, .. } => *expire_at_ms,
+            Self::PExpireAt { at_ms, .. } => Some(*at_ms),
+            Self::Del { .. }
+            | Self::HSet { .. }
+            | Self::HDel { .. }
+            | Self::SAdd { .. }
+            | Self::SRem { .. }
+            | Self::ZAdd { .. }
+            | Self::ZRem { .. }
+            | Self::Persist { .. } => None,
+        }
+    }
+
+    /// Checks what the types cannot, so that Redis accepts every command
+    /// that passes and no batch fails halfway: element lists that Redis
+    /// requires to be non-empty are non-empty, scores are finite (JSON has
+    /// no infinities, and NaN is no score), and expiries are within
+    /// `1..=`[`MAX_EXPIRE_AT_MS`].
     pub fn validate(&self) -> Result<(), CommandError> {
         let empty = match self {
             Self::HSet { fields, .. } => fields.is_empty(),
@@ -207,7 +266,10 @@ impl Command {
                 return Err(CommandError::NonFiniteScore { score: *score });
             }
         }
-        Ok(())
+        match self.expiry() {
+            Some(at_ms) if !(1..=MAX_EXPIRE_AT_MS).contains(&at_ms) => Err(CommandError::ExpiryOutOfRange { at_ms }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -224,6 +286,13 @@ impl VersionedCommand {
     /// Pairs a command with its version.
     pub fn new(version: Version, command: Command) -> Self {
         Self { version, command }
+    }
+
+    /// [`Command::validate`], and the version is
+    /// [representable](Version::is_representable).
+    pub fn validate(&self) -> Result<(), CommandError> {
+        self.version.check()?;
+        self.command.validate()
     }
 }
 
@@ -301,143 +370,5 @@ impl Serialize for VersionedCommand {
         }
         map.serialize_entry("ver", &self.version)?;
         map.end()
-    }
-}
-
-/// The JSON object as read, before it is checked against its op.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommand {
-    op: String,
-    k: Blob,
-    #[serde(default)]
-    v: Option<Blob>,
-    #[serde(default)]
-    f: Option<serde_json::Value>,
-    #[serde(default)]
-    m: Option<serde_json::Value>,
-    #[serde(default)]
-    at: Option<u64>,
-    ver: Version,
-}
-
-/// Marker in deserialization errors so the codec can tell an unknown op
-/// apart from other malformations.
-pub(crate) const UNKNOWN_OP_MARKER: &str = "regis-unknown-op:";
-
-fn field<T: serde::de::DeserializeOwned, E: de::Error>(
-    value: Option<serde_json::Value>,
-    name: &str,
-    op: &str,
-) -> Result<T, E> {
-    let value = value.ok_or_else(|| E::custom(format!("{op}: missing \"{name}\"")))?;
-    serde_json::from_value(value).map_err(|e| E::custom(format!("{op}: bad \"{name}\": {e}")))
-}
-
-fn pairs(raw: Vec<(Blob, Blob)>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    raw.into_iter().map(|(a, b)| (a.0, b.0)).collect()
-}
-fn blobs(raw: Vec<Blob>) -> Vec<Vec<u8>> {
-    raw.into_iter().map(|b| b.0).collect()
-}
-fn scored(raw: Vec<(f64, Blob)>) -> Vec<(f64, Vec<u8>)> {
-    raw.into_iter().map(|(s, b)| (s, b.0)).collect()
-}
-
-impl<'de> Deserialize<'de> for VersionedCommand {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = RawCommand::deserialize(d)?;
-        let key = raw.k.0;
-        let op = raw.op.as_str();
-        let forbid = |present: bool, name: &str| -> Result<(), D::Error> {
-            if present {
-                Err(de::Error::custom(format!("{op}: unexpected \"{name}\"")))
-            } else {
-                Ok(())
-            }
-        };
-        let (has_v, has_f, has_m, has_at) = (raw.v.is_some(), raw.f.is_some(), raw.m.is_some(), raw.at.is_some());
-        let command = match op {
-            "set" => {
-                forbid(has_f || has_m, "f/m")?;
-                let value = raw.v.ok_or_else(|| de::Error::custom("set: missing \"v\""))?.0;
-                Command::Set {
-                    key,
-                    value,
-                    expire_at_ms: raw.at,
-                }
-            }
-            "del" | "persist" => {
-                forbid(has_v || has_f || has_m || has_at, "argument")?;
-                if op == "del" {
-                    Command::Del { key }
-                } else {
-                    Command::Persist { key }
-                }
-            }
-            "pexpireat" => {
-                forbid(has_v || has_f || has_m, "argument")?;
-                let at_ms = raw.at.ok_or_else(|| de::Error::custom("pexpireat: missing \"at\""))?;
-                Command::PExpireAt { key, at_ms }
-            }
-            "hset" | "hreplace" => {
-                forbid(has_v || has_m, "v/m")?;
-                let fields = pairs(field(raw.f, "f", op)?);
-                if op == "hset" {
-                    forbid(has_at, "at")?;
-                    Command::HSet { key, fields }
-                } else {
-                    Command::HReplace {
-                        key,
-                        fields,
-                        expire_at_ms: raw.at,
-                    }
-                }
-            }
-            "hdel" => {
-                forbid(has_v || has_m || has_at, "v/m/at")?;
-                Command::HDel {
-                    key,
-                    fields: blobs(field(raw.f, "f", op)?),
-                }
-            }
-            "sadd" | "srem" | "zrem" => {
-                forbid(has_v || has_f || has_at, "v/f/at")?;
-                let members = blobs(field(raw.m, "m", op)?);
-                match op {
-                    "sadd" => Command::SAdd { key, members },
-                    "srem" => Command::SRem { key, members },
-                    _ => Command::ZRem { key, members },
-                }
-            }
-            "sreplace" => {
-                forbid(has_v || has_f, "v/f")?;
-                Command::SReplace {
-                    key,
-                    members: blobs(field(raw.m, "m", op)?),
-                    expire_at_ms: raw.at,
-                }
-            }
-            "zadd" | "zreplace" => {
-                forbid(has_v || has_f, "v/f")?;
-                let members = scored(field(raw.m, "m", op)?);
-                if op == "zadd" {
-                    forbid(has_at, "at")?;
-                    Command::ZAdd { key, members }
-                } else {
-                    Command::ZReplace {
-                        key,
-                        members,
-                        expire_at_ms: raw.at,
-                    }
-                }
-            }
-            other => return Err(de::Error::custom(format!("{UNKNOWN_OP_MARKER}{other}"))),
-        };
-        command.validate().map_err(de::Error::custom)?;
-        Ok(VersionedCommand {
-            version: raw.ver,
-            command,
-        })
     }
 }

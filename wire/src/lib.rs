@@ -7,7 +7,13 @@
 //! compressed (zstd, then base64) and the batch signed (HMAC-SHA256).
 //!
 //! This crate is pure and synchronous: no I/O, no clock, no randomness.
-//! Callers pass the time in, so everything here is deterministic.
+//! Callers pass the time in, so everything here is deterministic. The format
+//! itself is specified in `docs/WIRE.md`.
+//!
+//! An applier calls [`decode`] (with its [`DecodeLimits`]), then on the
+//! decoded batch [`check_reserved_keys`], [`check_clock_skew`] and, in
+//! last-writer-wins mode, [`check_horizon`]; every error has a stable
+//! `reason()` for the dead-letter queue.
 //!
 //! ```
 //! use regis_wire::{Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, HybridClock, Keyring, Mode, VersionedCommand};
@@ -26,21 +32,30 @@
 
 mod batch;
 mod blob;
+mod checks;
 mod codec;
 mod command;
+mod de;
 mod error;
+mod limits;
 mod raw;
 mod signing;
 mod version;
 
 pub use batch::{Batch, BatchHeader, FORMAT_VERSION, Mode};
+pub use checks::{
+    PROBE_PREFIX, RESERVED_PREFIX, check_clock_skew, check_horizon, check_reserved_keys, is_reserved_key,
+};
 pub use codec::{
-    CommandList, Compression, DecodeLimits, ENVELOPE_OVERHEAD_BYTES, EncodeOptions, Encoded,
-    SNS_DEFAULT_MAX_MESSAGE_BYTES, SNS_MAX_MESSAGE_BYTES, decode, encode, encode_list, encode_owned_list,
-    peek_format_version,
+    CommandList, Compression, ENVELOPE_OVERHEAD_BYTES, EncodeOptions, Encoded, SNS_DEFAULT_MAX_MESSAGE_BYTES,
+    SNS_MAX_MESSAGE_BYTES, decode, encode, encode_list, encode_owned_list, peek_format_version,
 };
 pub use command::{Command, DataType, FieldValues, VersionedCommand};
-pub use error::{CommandError, DecodeError, EncodeError, Limit, ParseError};
+pub use error::{CommandError, DecodeError, EncodeError, Limit, MAX_DETAIL_BYTES, OverLimit, ParseError, Refusal};
+pub use limits::{
+    DecodeLimits, MAX_COMMANDS, MAX_DECOMPRESSED_BYTES, MAX_ELEMENT_BYTES, MAX_ELEMENTS_PER_BATCH,
+    MAX_ELEMENTS_PER_COMMAND, MAX_EXPIRE_AT_MS, MAX_HORIZON_MS, MAX_MESSAGE_BYTES, MAX_VALUE_BYTES,
+};
 pub use raw::{parse_command, split_line};
 pub use signing::{KeySpecError, Keyring, SigningKey};
-pub use version::{HybridClock, SORTABLE_LEN, Version};
+pub use version::{ClockError, DEFAULT_MAX_CLOCK_SKEW_MS, HybridClock, MAX_VERSION_MILLIS, SORTABLE_LEN, Version};

@@ -4,10 +4,14 @@
 //! CLI, a service porting code that built argument vectors). Commands that
 //! are not idempotent are refused with the reason and the idempotent
 //! alternative; relative expiries become absolute against the `now_ms`
-//! the caller passes in.
+//! the caller passes in. Keys in the applier's reserved namespace and
+//! values Redis would refuse (an expiry of 0 or past
+//! [`crate::MAX_EXPIRE_AT_MS`], a score that is not finite) are refused
+//! here, with the reason.
 
+use crate::checks::is_reserved_key;
 use crate::command::{Command, FieldValues};
-use crate::error::ParseError;
+use crate::error::{ParseError, shown};
 
 /// Commands refused because applying them twice would be wrong.
 const NOT_IDEMPOTENT: &[(&str, &str, &str)] = &[
@@ -271,6 +275,13 @@ pub fn parse_command(args: &[Vec<u8>], now_ms: u64) -> Result<Command, ParseErro
     if rest.is_empty() {
         return Err(bad(cmd, "missing key"));
     }
+    if is_reserved_key(command.key()) {
+        return Err(ParseError::ReservedKey {
+            command: name,
+            key: shown(command.key()),
+        });
+    }
+    command.validate().map_err(|e| bad(cmd, e.to_string()))?;
     Ok(command)
 }
 
@@ -423,6 +434,43 @@ mod tests {
         ] {
             assert!(parse_command(&args(bad), 0).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reserved_keys_are_refused_but_probes_are_not() {
+        for line in [
+            "SET regis:v:{ab}:victim x",
+            "DEL regis:v:{ab}:victim",
+            "HSET regis:x f v",
+            "PERSIST regis:",
+        ] {
+            let err = parse_command(&args(line), 0).unwrap_err();
+            assert!(matches!(err, ParseError::ReservedKey { .. }), "{line}: {err}");
+            assert!(err.to_string().contains("reserved namespace"), "{err}");
+        }
+        parse_command(&args("SET regis:probe:0123 1 PX 60000"), 1).unwrap();
+        parse_command(&args("SET REGIS:v:x 1"), 1).unwrap();
+    }
+
+    #[test]
+    fn expiries_redis_would_refuse_are_refused() {
+        for line in [
+            "PEXPIREAT k 0",
+            "EXPIREAT k 0",
+            "SET k v PXAT 0",
+            "SET k v EXAT 0",
+            "PEXPIREAT k 281474976710656",
+            "EXPIREAT k 9223372036854775",
+            "SET k v EXAT 9223372036854775807",
+            "SET k v PXAT 9223372036854775807",
+            "PEXPIRE k 9223372036854775807",
+            "SET k v EX 9223372036854775",
+        ] {
+            let err = parse_command(&args(line), 1_700_000_000_000).unwrap_err();
+            assert!(matches!(err, ParseError::BadArguments { .. }), "{line}: {err}");
+        }
+        parse_command(&args("PEXPIREAT k 281474976710655"), 0).unwrap();
+        parse_command(&args("PEXPIREAT k 1"), 0).unwrap();
     }
 
     #[test]

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, bounded};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -123,14 +123,14 @@ impl Keyring {
             .keys
             .iter()
             .find(|k| k.id == key_id)
-            .ok_or_else(|| DecodeError::UnknownKey(key_id.to_owned()))?;
+            .ok_or_else(|| DecodeError::UnknownKey(bounded(key_id)))?;
         let tag = BASE64
             .decode(mac_b64)
-            .map_err(|_| DecodeError::BadSignature(key_id.to_owned()))?;
+            .map_err(|_| DecodeError::BadSignature(bounded(key_id)))?;
         let mut mac = key.mac();
         feed(&mut mac, parts);
         mac.verify_slice(&tag)
-            .map_err(|_| DecodeError::BadSignature(key_id.to_owned()))
+            .map_err(|_| DecodeError::BadSignature(bounded(key_id)))
     }
 }
 

@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use regis_wire::{
-    Batch, BatchHeader, Command, Compression, DecodeError, DecodeLimits, EncodeOptions, Keyring, Limit, Mode,
-    SigningKey, Version, VersionedCommand, decode, encode,
+    Batch, BatchHeader, Command, CommandError, Compression, DecodeError, DecodeLimits, EncodeError, EncodeOptions,
+    Keyring, Limit, MAX_EXPIRE_AT_MS, MAX_VERSION_MILLIS, Mode, SigningKey, Version, VersionedCommand, decode, encode,
 };
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -25,7 +25,7 @@ fn score() -> impl Strategy<Value = f64> {
 }
 
 fn expiry() -> impl Strategy<Value = Option<u64>> {
-    proptest::option::of(0u64..(1 << 50))
+    proptest::option::of(1u64..=MAX_EXPIRE_AT_MS)
 }
 
 fn command() -> impl Strategy<Value = Command> {
@@ -45,7 +45,7 @@ fn command() -> impl Strategy<Value = Command> {
         (bytes(), members()).prop_map(|(key, members)| Command::SRem { key, members }),
         (bytes(), scored()).prop_map(|(key, members)| Command::ZAdd { key, members }),
         (bytes(), members()).prop_map(|(key, members)| Command::ZRem { key, members }),
-        (bytes(), any::<u64>()).prop_map(|(key, at_ms)| Command::PExpireAt { key, at_ms }),
+        (bytes(), 1u64..=MAX_EXPIRE_AT_MS).prop_map(|(key, at_ms)| Command::PExpireAt { key, at_ms }),
         bytes().prop_map(|key| Command::Persist { key }),
         (bytes(), proptest::collection::vec((bytes(), bytes()), 0..4), expiry()).prop_map(
             |(key, fields, expire_at_ms)| Command::HReplace {
@@ -72,7 +72,8 @@ fn command() -> impl Strategy<Value = Command> {
 }
 
 fn batch() -> impl Strategy<Value = Batch> {
-    let versioned = (any::<(u64, u32, u16)>(), command()).prop_map(|(v, c)| VersionedCommand::new(Version::from(v), c));
+    let versioned = (0..=MAX_VERSION_MILLIS, any::<u32>(), any::<u16>(), command())
+        .prop_map(|(m, counter, rank, c)| VersionedCommand::new(Version::new(m, counter, rank), c));
     (
         "[a-f0-9]{1,32}",
         "[a-z0-9-]{1,20}",
@@ -331,15 +332,9 @@ fn limits_are_enforced_before_allocation() {
             ..
         })
     ));
-    // A message that lies about its count is still stopped at the limit.
+    // A message that lies about its count is stopped at its count.
     let lying = text.replace("\"n\":50", "\"n\":5");
-    assert!(matches!(
-        decode(&lying, &few, &keys),
-        Err(DecodeError::OverLimit {
-            limit: Limit::Commands,
-            ..
-        })
-    ));
+    assert!(matches!(decode(&lying, &few, &keys), Err(DecodeError::Malformed(m)) if m.contains("has more")));
 }
 
 #[test]
@@ -467,4 +462,331 @@ fn reason_codes_are_stable() {
             "bad-signature"
         ]
     );
+}
+
+/// A message around a hand-written command list (`"enc":"json"`).
+fn message(n: usize, cmds: &str) -> String {
+    format!(
+        "{{\"regis\":1,\"id\":\"b\",\"origin\":\"o\",\"tenant\":\"t\",\"ts\":1,\"mode\":\"lww\",\"enc\":\"json\",\"n\":{n},\"cmds\":{cmds}}}"
+    )
+}
+
+/// A zstd message around `json`, compressed as `compress` does it.
+fn zstd_message(n: usize, packed: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(packed);
+    format!(
+        "{{\"regis\":1,\"id\":\"b\",\"origin\":\"o\",\"tenant\":\"t\",\"ts\":1,\"mode\":\"lww\",\"enc\":\"zstd\",\"n\":{n},\"cmds\":\"{b64}\"}}"
+    )
+}
+
+fn decode_default(text: &str) -> Result<Batch, DecodeError> {
+    decode(text, &DecodeLimits::default(), &Keyring::default())
+}
+
+#[test]
+fn envelope_member_order_does_not_matter() {
+    let key = SigningKey::new("k1", b"0123456789abcdef0123".to_vec());
+    let options = EncodeOptions {
+        compression: Compression::Zstd(1),
+        signing_key: Some(key.clone()),
+    };
+    let batch = sample();
+    let text = encode(&batch, &options).unwrap().text;
+    let envelope: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let mut members: Vec<(String, serde_json::Value)> = envelope.into_iter().collect();
+    let keys = Keyring::new(vec![key]);
+    let mut orders = 0;
+    // Reversed, rotated, and sorted by name: each a different order.
+    for shuffle in 0..members.len() + 2 {
+        match shuffle {
+            0 => members.reverse(),
+            1 => members.sort_by(|a, b| a.0.cmp(&b.0)),
+            _ => members.rotate_left(1),
+        }
+        let body: Vec<String> = members
+            .iter()
+            .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).unwrap(), v))
+            .collect();
+        let reordered = format!("{{{}}}", body.join(","));
+        assert_ne!(reordered, text);
+        assert_eq!(
+            decode(&reordered, &DecodeLimits::default(), &keys).unwrap(),
+            batch,
+            "{reordered}"
+        );
+        orders += 1;
+    }
+    assert!(orders > 5);
+}
+
+#[test]
+fn command_member_order_does_not_matter() {
+    let forms = [
+        r#"[{"op":"hset","k":"h","f":[["a","1"]],"ver":[5,0,1]}]"#,
+        r#"[{"ver":[5,0,1],"f":[["a","1"]],"k":"h","op":"hset"}]"#,
+        r#"[{"f":[["a","1"]],"op":"hset","ver":[5,0,1],"k":"h"}]"#,
+    ];
+    let decoded: Vec<Batch> = forms.iter().map(|f| decode_default(&message(1, f)).unwrap()).collect();
+    assert!(decoded.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(
+        decoded[0].commands[0].command,
+        Command::HSet {
+            key: b"h".to_vec(),
+            fields: vec![(b"a".to_vec(), b"1".to_vec())]
+        }
+    );
+    // An unknown op is named whatever comes first.
+    for cmds in [
+        r#"[{"future":1,"op":"incr","k":"c","ver":[5,0,1]}]"#,
+        r#"[{"op":"incr","future":1,"k":"c","ver":[5,0,1]}]"#,
+    ] {
+        assert_eq!(
+            decode_default(&message(1, cmds)),
+            Err(DecodeError::UnknownCommand("incr".into())),
+            "{cmds}"
+        );
+    }
+}
+
+#[test]
+fn command_objects_are_checked_against_their_op() {
+    for cmds in [
+        r#"[{"op":"hset","k":"h","f":["a"],"ver":[5,0,1]}]"#,
+        r#"[{"op":"hdel","k":"h","f":[["a","1"]],"ver":[5,0,1]}]"#,
+        r#"[{"op":"zadd","k":"z","m":["a"],"ver":[5,0,1]}]"#,
+        r#"[{"op":"sadd","k":"s","m":[[1,"a"]],"ver":[5,0,1]}]"#,
+        r#"[{"op":"sadd","k":"s","m":["a",[1,"b"]],"ver":[5,0,1]}]"#,
+        r#"[{"op":"zadd","k":"z","m":[[1,"a","x"]],"ver":[5,0,1]}]"#,
+        r#"[{"op":"zadd","k":"z","m":[["1","a"]],"ver":[5,0,1]}]"#,
+        r#"[{"op":"set","k":"a","ver":[5,0,1]}]"#,
+        r#"[{"op":"set","k":"a","v":"1","v":"2","ver":[5,0,1]}]"#,
+        r#"[{"op":"del","k":"a","at":5,"ver":[5,0,1]}]"#,
+        r#"[{"op":"del","k":"a","ver":[5,0,1],"x":1}]"#,
+        r#"[{"op":"pexpireat","k":"a","ver":[5,0,1]}]"#,
+        r#"[{"op":"del","ver":[5,0,1]}]"#,
+        r#"[{"op":"del","k":"a"}]"#,
+        r#"[{"k":"a","ver":[5,0,1]}]"#,
+        r#"[{"op":"del","k":"a","ver":[5,4294967296,1]}]"#,
+        r#"[{"op":"del","k":"a","ver":[-5,0,1]}]"#,
+        r#"[{"op":"set","k":"a","v":"b","at":-1,"ver":[5,0,1]}]"#,
+        r#"[{"op":"zadd","k":"z","m":[[1e400,"a"]],"ver":[5,0,1]}]"#,
+        r#"[{"op":"sadd","k":"s","m":[],"ver":[5,0,1]}]"#,
+        r#"[{"op":"del","k":"a","ver":[5,0,1]}"#,
+        r#"[{"op":"del","k":"a","ver":[5,0,1]}] x"#,
+    ] {
+        assert!(
+            matches!(decode_default(&message(1, cmds)), Err(e) if e.reason() == "malformed"),
+            "{cmds}"
+        );
+    }
+    // Replacements may be empty (they delete the key).
+    let empty = decode_default(&message(1, r#"[{"op":"zreplace","k":"z","m":[],"ver":[5,0,1]}]"#)).unwrap();
+    assert_eq!(
+        empty.commands[0].command,
+        Command::ZReplace {
+            key: b"z".to_vec(),
+            members: vec![],
+            expire_at_ms: None
+        }
+    );
+}
+
+#[test]
+fn values_redis_would_refuse_are_malformed_at_decode() {
+    let cases = [
+        (
+            r#"[{"op":"set","k":"a","v":"b","at":0,"ver":[5,0,1]}]"#,
+            CommandError::ExpiryOutOfRange { at_ms: 0 },
+        ),
+        (
+            r#"[{"op":"pexpireat","k":"a","at":0,"ver":[5,0,1]}]"#,
+            CommandError::ExpiryOutOfRange { at_ms: 0 },
+        ),
+        (
+            r#"[{"op":"pexpireat","k":"a","at":281474976710656,"ver":[5,0,1]}]"#,
+            CommandError::ExpiryOutOfRange { at_ms: 1 << 48 },
+        ),
+        (
+            r#"[{"op":"hreplace","k":"a","f":[],"at":18446744073709551615,"ver":[5,0,1]}]"#,
+            CommandError::ExpiryOutOfRange { at_ms: u64::MAX },
+        ),
+        (
+            r#"[{"op":"del","k":"a","ver":[281474976710656,0,1]}]"#,
+            CommandError::VersionOutOfRange { millis: 1 << 48 },
+        ),
+        (
+            r#"[{"op":"del","k":"a","ver":[18446744073709551615,0,1]}]"#,
+            CommandError::VersionOutOfRange { millis: u64::MAX },
+        ),
+    ];
+    for (cmds, error) in cases {
+        let text = message(2, &cmds.replacen('[', r#"[{"op":"del","k":"ok","ver":[1,0,1]},"#, 1));
+        let err = decode_default(&text).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Invalid {
+                index: 1,
+                error: error.clone()
+            },
+            "{cmds}"
+        );
+        assert_eq!(err.reason(), "malformed");
+    }
+    // The largest values accepted.
+    let max = format!(
+        r#"[{{"op":"pexpireat","k":"a","at":{MAX_EXPIRE_AT_MS},"ver":[{MAX_VERSION_MILLIS},4294967295,65535]}}]"#
+    );
+    let batch = decode_default(&message(1, &max)).unwrap();
+    assert_eq!(
+        batch.commands[0].version,
+        Version::new(MAX_VERSION_MILLIS, u32::MAX, u16::MAX)
+    );
+}
+
+#[test]
+fn values_redis_would_refuse_are_not_encoded() {
+    let mut batch = sample();
+    batch.commands.truncate(1);
+    let cases = [
+        (
+            Command::Set {
+                key: b"k".to_vec(),
+                value: vec![],
+                expire_at_ms: Some(0),
+            },
+            Version::new(1, 0, 1),
+            CommandError::ExpiryOutOfRange { at_ms: 0 },
+        ),
+        (
+            Command::PExpireAt {
+                key: b"k".to_vec(),
+                at_ms: MAX_EXPIRE_AT_MS + 1,
+            },
+            Version::new(1, 0, 1),
+            CommandError::ExpiryOutOfRange {
+                at_ms: MAX_EXPIRE_AT_MS + 1,
+            },
+        ),
+        (
+            Command::ZAdd {
+                key: b"z".to_vec(),
+                members: vec![(f64::INFINITY, b"m".to_vec())],
+            },
+            Version::new(1, 0, 1),
+            CommandError::NonFiniteScore { score: f64::INFINITY },
+        ),
+        (
+            Command::Del { key: b"k".to_vec() },
+            Version::new(MAX_VERSION_MILLIS + 1, 0, 1),
+            CommandError::VersionOutOfRange {
+                millis: MAX_VERSION_MILLIS + 1,
+            },
+        ),
+    ];
+    for (command, version, expected) in cases {
+        batch.commands[0] = VersionedCommand::new(version, command);
+        match encode(&batch, &EncodeOptions::default()) {
+            Err(EncodeError::Command(error)) => assert_eq!(error, expected),
+            other => panic!("{other:?}"),
+        }
+    }
+    let nan = Command::ZAdd {
+        key: b"z".to_vec(),
+        members: vec![(f64::NAN, b"m".to_vec())],
+    };
+    assert!(matches!(nan.validate(), Err(CommandError::NonFiniteScore { .. })));
+}
+
+#[test]
+fn zstd_frames_stating_a_size_over_the_limit_are_refused_before_decompressing() {
+    let limits = DecodeLimits {
+        max_decompressed_bytes: 1000,
+        ..DecodeLimits::default()
+    };
+    let json = format!(r#"[{{"op":"set","k":"k","v":"{}","ver":[1,0,1]}}]"#, "a".repeat(2000));
+    let packed = zstd::bulk::compress(json.as_bytes(), 3).unwrap();
+    assert_eq!(
+        decode(&zstd_message(1, &packed), &limits, &Keyring::default()),
+        Err(DecodeError::OverLimit {
+            limit: Limit::DecompressedBytes,
+            max: 1000,
+            actual: json.len()
+        })
+    );
+    let fits = DecodeLimits::default();
+    assert_eq!(
+        decode(&zstd_message(1, &packed), &fits, &Keyring::default())
+            .unwrap()
+            .commands
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn zstd_streams_without_a_stated_size_are_read_up_to_the_limit() {
+    let json = format!(r#"[{{"op":"set","k":"k","v":"{}","ver":[1,0,1]}}]"#, "a".repeat(2000));
+    let packed = zstd::stream::encode_all(json.as_bytes(), 3).unwrap();
+    assert!(
+        matches!(zstd::zstd_safe::get_frame_content_size(&packed), Ok(None)),
+        "a streamed frame"
+    );
+    let batch = decode_default(&zstd_message(1, &packed)).unwrap();
+    assert_eq!(
+        batch.commands[0].command,
+        Command::Set {
+            key: b"k".to_vec(),
+            value: vec![b'a'; 2000],
+            expire_at_ms: None
+        }
+    );
+    let limits = DecodeLimits {
+        max_decompressed_bytes: 1000,
+        ..DecodeLimits::default()
+    };
+    assert_eq!(
+        decode(&zstd_message(1, &packed), &limits, &Keyring::default()),
+        Err(DecodeError::OverLimit {
+            limit: Limit::DecompressedBytes,
+            max: 1000,
+            actual: 1001
+        })
+    );
+}
+
+#[test]
+fn details_stay_short_whatever_the_message() {
+    let long = "x".repeat(100_000);
+    let texts = [
+        message(1, &format!(r#"[{{"op":"{long}","k":"a","ver":[1,0,1]}}]"#)),
+        message(1, &format!(r#"[{{"op":"del","{long}":1,"k":"a","ver":[1,0,1]}}]"#)),
+        format!(r#"{{"regis":1,"{long}":1}}"#),
+        message(1, "[]").replace("\"enc\":\"json\"", &format!("\"enc\":\"{long}\"")),
+        message(0, &format!(r#"[],"sig":{{"kid":"{long}","mac":"AA=="}}"#)),
+    ];
+    let keys = Keyring::new(vec![SigningKey::new("k1", b"0123456789abcdef0123".to_vec())]);
+    for (i, text) in texts.iter().enumerate() {
+        // The last one is refused for its signature's key id.
+        let keys = if i + 1 == texts.len() {
+            keys.clone()
+        } else {
+            Keyring::default()
+        };
+        let err = decode(text, &DecodeLimits::default(), &keys).unwrap_err();
+        let reasons = [
+            "unknown-command",
+            "malformed",
+            "malformed",
+            "unknown-encoding",
+            "unknown-key",
+        ];
+        assert_eq!(err.reason(), reasons[i]);
+        assert!(
+            err.to_string().len() < 700,
+            "{} bytes: {}",
+            err.to_string().len(),
+            err.reason()
+        );
+    }
 }

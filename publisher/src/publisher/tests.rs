@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use regis_wire::{Batch, Command, Compression, DecodeLimits, Keyring, ParseError, SigningKey, Version};
+use regis_wire::{
+    Batch, ClockError, Command, CommandError, Compression, DecodeLimits, Keyring, Limit, MAX_ELEMENT_BYTES,
+    MAX_ELEMENTS_PER_COMMAND, MAX_VALUE_BYTES, OverLimit, ParseError, SigningKey, Version,
+};
 use tokio::time::{Instant, timeout};
 
 use crate::{
@@ -660,4 +663,175 @@ async fn batches_are_signed_with_the_configured_key() {
         );
         assert!(regis_wire::decode(&m.body, &DecodeLimits::default(), &other).is_err());
     }
+}
+
+#[tokio::test]
+async fn keys_in_the_reserved_namespace_are_refused_in_every_form() {
+    let sns = Arc::new(MemorySns::new());
+    let (publisher, _) = start(config(), &sns);
+    for key in ["regis:v:{ab}:victim", "regis:x"] {
+        let error = publisher.publish(Command::Del { key: key.into() }).await.unwrap_err();
+        assert!(
+            matches!(&error, PublishError::ReservedKey { key: k } if k == key.as_bytes()),
+            "{error}"
+        );
+        assert!(error.to_string().contains("reserved namespace"), "{error}");
+        assert!(!error.is_retryable());
+        let error = publisher.publish_line(&format!("SET {key} 1")).await.unwrap_err();
+        assert!(
+            matches!(error, PublishError::NotReplicable(ParseError::ReservedKey { .. })),
+            "{error}"
+        );
+    }
+    // Lag probes are ordinary data.
+    publisher.publish_line("SET regis:probe:01 1 PX 60000").await.unwrap();
+    publisher.flush().await.unwrap();
+    assert_eq!(keys(&decode_all(&sns)), vec![b"regis:probe:01".to_vec()]);
+}
+
+#[tokio::test]
+async fn a_wall_clock_stepped_back_refuses_new_commands_until_it_catches_up() {
+    const DAY: u64 = 86_400_000;
+    let sns = Arc::new(MemorySns::new());
+    let mut c = config();
+    c.linger = Duration::from_secs(3600);
+    let (publisher, clock) = start(c, &sns);
+    // Booted a day ahead...
+    clock.set(T0 + DAY);
+    publisher.publish(set(1, "ahead")).await.unwrap();
+    // ...then corrected: a version stamped now would be a day ahead.
+    clock.set(T0);
+    let error = publisher.publish(set(2, "now")).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PublishError::Clock(ClockError::SteppedBack {
+                behind_ms: DAY,
+                max_lead_ms: 300_000
+            })
+        ),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+    let error = publisher.publish_line("DEL k").await.unwrap_err();
+    assert!(matches!(error, PublishError::Clock(_)), "{error}");
+    let stats = publisher.stats();
+    assert_eq!(stats.clock_refusals, 2);
+    assert_eq!(stats.commands, 1);
+    // Within the bound again: stamping resumes, after the version before.
+    clock.set(T0 + DAY - 300_000);
+    publisher.publish(set(3, "caught up")).await.unwrap();
+    publisher.flush().await.unwrap();
+    let commands: Vec<_> = decode_all(&sns).into_iter().flat_map(|b| b.commands).collect();
+    assert_eq!(commands.len(), 2);
+    assert_eq!(commands[0].version, Version::new(T0 + DAY, 0, 3));
+    assert_eq!(commands[1].version, Version::new(T0 + DAY, 1, 3));
+    assert_eq!(publisher.stats().buffered_bytes, 0, "refused commands hold no buffer");
+}
+
+#[tokio::test]
+async fn the_clock_bound_follows_the_configuration() {
+    let sns = Arc::new(MemorySns::new());
+    let mut c = config();
+    c.max_clock_skew = Duration::from_secs(1);
+    let (publisher, clock) = start(c, &sns);
+    publisher.publish(set(1, "a")).await.unwrap();
+    clock.set(T0 - 1_000);
+    publisher.publish(set(2, "b")).await.unwrap();
+    clock.set(T0 - 1_001);
+    assert!(matches!(
+        publisher.publish(set(3, "c")).await,
+        Err(PublishError::Clock(ClockError::SteppedBack { behind_ms: 1_001, .. }))
+    ));
+}
+
+#[tokio::test]
+async fn commands_over_the_appliers_limits_are_refused() {
+    let sns = Arc::new(MemorySns::new());
+    let mut c = config();
+    c.max_message_bytes = regis_wire::SNS_MAX_MESSAGE_BYTES;
+    let (publisher, _) = start(c, &sns);
+    let members = |n: usize| (0..n).map(|i| format!("m{i}").into_bytes()).collect::<Vec<_>>();
+    let cases = [
+        (
+            Command::SAdd {
+                key: b"s".to_vec(),
+                members: members(MAX_ELEMENTS_PER_COMMAND + 1),
+            },
+            Limit::ElementsPerCommand,
+        ),
+        (
+            Command::Del {
+                key: vec![b'k'; MAX_ELEMENT_BYTES + 1],
+            },
+            Limit::ElementBytes,
+        ),
+        (
+            Command::HSet {
+                key: b"h".to_vec(),
+                fields: vec![(vec![b'f'; MAX_ELEMENT_BYTES + 1], b"v".to_vec())],
+            },
+            Limit::ElementBytes,
+        ),
+        (set(1, vec![b'v'; MAX_VALUE_BYTES + 1]), Limit::ValueBytes),
+        // Under the value limit, but escaped to more JSON than a batch may hold.
+        (set(1, vec![1u8; MAX_VALUE_BYTES]), Limit::DecompressedBytes),
+    ];
+    for (command, limit) in cases {
+        match publisher.publish(command).await {
+            Err(PublishError::OverLimit(OverLimit { limit: l, .. })) => assert_eq!(l, limit),
+            other => panic!("{limit:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        publisher
+            .publish(Command::PExpireAt {
+                key: b"k".to_vec(),
+                at_ms: 0
+            })
+            .await,
+        Err(PublishError::Invalid(CommandError::ExpiryOutOfRange { at_ms: 0 }))
+    ));
+    // At the limit is fine.
+    publisher
+        .publish(Command::SAdd {
+            key: b"s".to_vec(),
+            members: members(MAX_ELEMENTS_PER_COMMAND),
+        })
+        .await
+        .unwrap();
+    publisher.flush().await.unwrap();
+    assert_eq!(decode_all(&sns).len(), 1);
+}
+
+#[tokio::test]
+async fn batches_close_at_half_the_appliers_element_limit() {
+    let sns = Arc::new(MemorySns::new());
+    let mut c = config();
+    c.linger = Duration::from_secs(3600);
+    c.max_message_bytes = regis_wire::SNS_MAX_MESSAGE_BYTES;
+    let (publisher, _) = start(c, &sns);
+    for i in 0..12 {
+        publisher
+            .publish(Command::SAdd {
+                key: format!("s{i}").into_bytes(),
+                members: (0..MAX_ELEMENTS_PER_COMMAND)
+                    .map(|m| vec![b'a' + (m % 7) as u8])
+                    .collect(),
+            })
+            .await
+            .unwrap();
+    }
+    publisher.flush().await.unwrap();
+    let batches = decode_all(&sns);
+    let elements: Vec<usize> = batches
+        .iter()
+        .map(|b| b.commands.iter().map(|c| c.command.elements()).sum())
+        .collect();
+    assert_eq!(elements.iter().sum::<usize>(), 12 * MAX_ELEMENTS_PER_COMMAND);
+    assert!(
+        elements.iter().all(|e| *e <= regis_wire::MAX_ELEMENTS_PER_BATCH / 2),
+        "{elements:?}"
+    );
+    assert_eq!(batches.len(), 3, "{elements:?}");
 }
