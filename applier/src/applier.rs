@@ -8,7 +8,7 @@ use crate::apply::{ApplyError, Engine, RedisOptions};
 use crate::config::ApplierConfig;
 use crate::dlq::DeadLetterQueue;
 use crate::metrics::{self, CycleMetrics};
-use crate::records::{Outcome, Processor, Record};
+use crate::records::{Checks, Outcome, Processor, Record};
 
 /// Everything that applies one region's records: the engine connected to
 /// the region's Redis and the record handling around it, parking in the
@@ -38,7 +38,11 @@ impl Applier {
             config.limits,
             config.keyring.clone(),
         )
-        .with_apply_budget(config.apply_budget);
+        .with_apply_budget(config.apply_budget)
+        .with_checks(Checks {
+            max_clock_skew_ms: u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
+            horizon_ms: u64::try_from(config.tombstone_horizon.as_millis()).unwrap_or(u64::MAX),
+        });
         Ok(Self {
             processor,
             region: config.region.clone(),

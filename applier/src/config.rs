@@ -17,7 +17,7 @@ pub use crate::records::DEFAULT_APPLY_BUDGET_COMMANDS;
 /// Clocks synchronised by NTP (or the Amazon Time Sync Service) stay within
 /// milliseconds; minutes of margin leave room for a badly kept host
 /// without letting a wrong clock rule for long.
-pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = 300;
+pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u64 = regis_wire::DEFAULT_MAX_CLOCK_SKEW_MS / 1000;
 
 /// Default of `REGIS_TOMBSTONE_HORIZON_SECONDS`: the engine's
 /// [`DEFAULT_TOMBSTONE_HORIZON`](crate::apply::DEFAULT_TOMBSTONE_HORIZON),
@@ -97,13 +97,11 @@ impl ApplierConfig {
             None => Ok(default),
         };
         let max_clock_skew = seconds("REGIS_MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_SECONDS)?;
-        let horizon = match get("REGIS_TOMBSTONE_HORIZON_SECONDS") {
-            Some(text) => text.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
-                name: "REGIS_TOMBSTONE_HORIZON_SECONDS",
-                message: e.to_string(),
-            })?,
-            None => DEFAULT_TOMBSTONE_HORIZON_SECONDS,
-        };
+        let horizon = seconds("REGIS_TOMBSTONE_HORIZON_SECONDS", DEFAULT_TOMBSTONE_HORIZON_SECONDS)?;
+        check_horizon(Duration::from_secs(horizon)).map_err(|message| ConfigError::Invalid {
+            name: "REGIS_TOMBSTONE_HORIZON_SECONDS",
+            message,
+        })?;
         Ok(Self {
             region: required("REGIS_REGION")?,
             redis_url: required("REGIS_REDIS_URL")?,
@@ -129,6 +127,25 @@ impl ApplierConfig {
             },
             max_clock_skew: Duration::from_secs(max_clock_skew),
         })
+    }
+}
+
+/// A tombstone horizon the engine can work with: at least the window
+/// expired data is kept aside, and small enough that expiry plus horizon
+/// stays exact in the script's arithmetic ([`regis_wire::MAX_HORIZON_MS`]).
+pub fn check_horizon(horizon: Duration) -> Result<(), String> {
+    let ms = horizon.as_millis();
+    let max = u128::from(regis_wire::MAX_HORIZON_MS);
+    let window = crate::apply::ASIDE_WINDOW.as_millis();
+    if ms < window {
+        Err(format!(
+            "must be at least {} s, the window expired data is kept aside",
+            crate::apply::ASIDE_WINDOW.as_secs()
+        ))
+    } else if ms + window > max {
+        Err(format!("must be at most {} s", (max - window) / 1000))
+    } else {
+        Ok(())
     }
 }
 
@@ -187,7 +204,7 @@ mod tests {
             ("REGIS_MODE", "plain"),
             ("REGIS_REDIS_CLUSTER", "true"),
             ("REGIS_SIGNING_KEYS", "k1:MDEyMzQ1Njc4OWFiY2RlZg=="),
-            ("REGIS_TOMBSTONE_HORIZON_SECONDS", "60"),
+            ("REGIS_TOMBSTONE_HORIZON_SECONDS", "7200"),
             ("SENTRY_DSN", "https://key@sentry.invalid/1"),
             ("REGIS_APPLY_BUDGET", "500"),
             ("REGIS_MAX_CLOCK_SKEW_SECONDS", "30"),
@@ -196,7 +213,7 @@ mod tests {
         assert_eq!(c.mode, Mode::Plain);
         assert!(c.cluster);
         assert!(!c.keyring.is_empty());
-        assert_eq!(c.tombstone_horizon, Duration::from_secs(60));
+        assert_eq!(c.tombstone_horizon, Duration::from_secs(7200));
         assert_eq!(c.sentry_dsn.as_deref(), Some("https://key@sentry.invalid/1"));
         assert_eq!(c.apply_budget, 500);
         assert_eq!(c.max_clock_skew, Duration::from_secs(30));
@@ -220,6 +237,20 @@ mod tests {
                 ..
             })
         ));
+        for bad in ["60", "99999999999999"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("REGIS_TOMBSTONE_HORIZON_SECONDS", bad));
+            assert!(
+                matches!(
+                    config(&pairs),
+                    Err(ConfigError::Invalid {
+                        name: "REGIS_TOMBSTONE_HORIZON_SECONDS",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
         let mut pairs = BASE.to_vec();
         pairs.push(("REGIS_MAX_CLOCK_SKEW_SECONDS", "-1"));
         assert!(matches!(

@@ -197,6 +197,30 @@ pub struct Processor<A> {
     limits: DecodeLimits,
     keyring: Keyring,
     budget_commands: usize,
+    checks: Checks,
+}
+
+/// The bounds a last-writer-wins batch's versions are checked against, at
+/// the applier's clock, before anything of it is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    /// A version further ahead than this is refused (`clock-skew`): it
+    /// would win every conflict on its keys until the clocks meet.
+    pub max_clock_skew_ms: u64,
+    /// A version older than this is refused (`beyond-horizon`): the
+    /// tombstones it should lose to may be gone.
+    pub horizon_ms: u64,
+}
+
+impl Default for Checks {
+    /// The configuration's defaults: five minutes ahead, the default
+    /// tombstone horizon behind.
+    fn default() -> Self {
+        Self {
+            max_clock_skew_ms: crate::config::DEFAULT_MAX_CLOCK_SKEW_SECONDS * 1000,
+            horizon_ms: crate::config::DEFAULT_TOMBSTONE_HORIZON_SECONDS * 1000,
+        }
+    }
 }
 
 impl<A: Apply> Processor<A> {
@@ -209,6 +233,7 @@ impl<A: Apply> Processor<A> {
             limits,
             keyring,
             budget_commands: DEFAULT_APPLY_BUDGET_COMMANDS,
+            checks: Checks::default(),
         }
     }
 
@@ -223,6 +248,13 @@ impl<A: Apply> Processor<A> {
     /// The most commands handed to one [`Apply::apply`] call.
     pub fn apply_budget(&self) -> usize {
         self.budget_commands
+    }
+
+    /// Checks versions against the applier's clock with these bounds
+    /// (last-writer-wins mode). Default: [`Checks::default`].
+    pub fn with_checks(mut self, checks: Checks) -> Self {
+        self.checks = checks;
+        self
     }
 
     /// The apply step.
@@ -314,7 +346,7 @@ impl<A: Apply> Processor<A> {
         let mut slice: Vec<(usize, Batch)> = Vec::new();
         let mut slice_commands = 0usize;
         for (index, record) in records.iter().enumerate() {
-            let batch = match self.decode(record) {
+            let batch = match self.decode(record, now_ms) {
                 Ok(batch) => batch,
                 Err(verdict) => {
                     verdicts[index] = Some(verdict);
@@ -344,24 +376,41 @@ impl<A: Apply> Processor<A> {
             .collect()
     }
 
-    /// Decodes one record and refuses a batch of the other apply mode.
-    fn decode(&self, record: &Record) -> Result<Batch, Verdict> {
+    /// Decodes one record and checks it before anything of it is applied:
+    /// the apply mode, the reserved namespace (both modes), and in
+    /// last-writer-wins mode the versions against the applier's clock
+    /// `now_ms`: none further ahead than the clock-skew bound, none older
+    /// than the tombstone horizon. Any refusal is permanent, for the whole
+    /// batch.
+    fn decode(&self, record: &Record, now_ms: u64) -> Result<Batch, Verdict> {
         let mode = self.applier.mode();
-        match regis_wire::decode(&record.body, &self.limits, &self.keyring) {
-            Ok(batch) if batch.header.mode != mode => Err(Verdict::Permanent {
-                reason: "mode-mismatch",
-                detail: format!(
-                    "batch written for {} mode, this applier runs {} mode",
-                    batch.header.mode, mode
-                ),
-                batch_id: Some(batch.header.id),
-            }),
-            Ok(batch) => Ok(batch),
-            Err(error) => Err(Verdict::Permanent {
+        let batch =
+            regis_wire::decode(&record.body, &self.limits, &self.keyring).map_err(|error| Verdict::Permanent {
                 batch_id: None,
                 reason: error.reason(),
                 detail: error.to_string(),
-            }),
+            })?;
+        let refused = |reason: &'static str, detail: String, batch: Batch| Verdict::Permanent {
+            reason,
+            detail,
+            batch_id: Some(batch.header.id),
+        };
+        if batch.header.mode != mode {
+            let detail = format!(
+                "batch written for {} mode, this applier runs {} mode",
+                batch.header.mode, mode
+            );
+            return Err(refused("mode-mismatch", detail, batch));
+        }
+        let checked = match mode {
+            Mode::Plain => regis_wire::check_reserved_keys(&batch.commands),
+            Mode::Lww => regis_wire::check_reserved_keys(&batch.commands)
+                .and_then(|()| regis_wire::check_clock_skew(&batch.commands, now_ms, self.checks.max_clock_skew_ms))
+                .and_then(|()| regis_wire::check_horizon(&batch.commands, now_ms, self.checks.horizon_ms)),
+        };
+        match checked {
+            Ok(()) => Ok(batch),
+            Err(refusal) => Err(refused(refusal.reason(), refusal.to_string(), batch)),
         }
     }
 
@@ -562,5 +611,102 @@ mod tests {
         let records: Vec<Record> = (0..10).map(|i| record(&format!("s{i}"), 100)).collect();
         p.process(&records, NOW_MS).await;
         assert_eq!(p.applier().calls.lock().unwrap().len(), 1);
+    }
+
+    fn batch_record(id: &str, commands: Vec<VersionedCommand>) -> Record {
+        let batch = regis_testkit::batches::batch(id, Mode::Lww, NOW_MS, commands);
+        Record {
+            message_id: format!("m-{id}"),
+            body: regis_testkit::batches::text(&batch),
+            receive_count: 1,
+            source_queue: "q".into(),
+        }
+    }
+
+    fn set(key: &str, millis: u64) -> VersionedCommand {
+        VersionedCommand::new(
+            Version::new(millis, 0, 1),
+            Command::Set {
+                key: key.into(),
+                value: b"v".to_vec(),
+                expire_at_ms: None,
+            },
+        )
+    }
+
+    fn reason(outcome: &Outcome) -> &'static str {
+        match outcome {
+            Outcome::Parked { reason, .. } => reason,
+            other => panic!("not parked: {other:?}"),
+        }
+    }
+
+    const MINUTE: u64 = 60_000;
+    const DAY: u64 = 86_400_000;
+
+    #[tokio::test]
+    async fn a_batch_writing_the_reserved_namespace_is_parked_whole() {
+        let (p, dlq) = processor(100);
+        let bad = batch_record("bad", vec![set("ok:1", NOW_MS), set("regis:v:{a}:victim", NOW_MS)]);
+        let good = batch_record("good", vec![set("ok:2", NOW_MS), set("regis:probe:1", NOW_MS)]);
+        let outcomes = p.process(&[bad, good], NOW_MS).await;
+        assert_eq!(reason(&outcomes[0]), "reserved-key");
+        assert!(
+            matches!(&outcomes[1], Outcome::Applied { .. }),
+            "probes are data: {:?}",
+            outcomes[1]
+        );
+        assert_eq!(
+            p.applier().calls.lock().unwrap().clone(),
+            vec![vec![2]],
+            "nothing of the bad batch"
+        );
+        let parked = dlq.messages("dlq");
+        assert!(parked[0].attributes["detail"].value.contains("regis:v:{a}:victim"));
+    }
+
+    #[tokio::test]
+    async fn versions_too_far_ahead_of_the_applier_clock_are_parked_as_clock_skew() {
+        let (p, dlq) = processor(100);
+        let checks = Checks {
+            max_clock_skew_ms: 5 * MINUTE,
+            horizon_ms: 7 * DAY,
+        };
+        let p = p.with_checks(checks);
+        let ahead = batch_record("ahead", vec![set("a", NOW_MS), set("b", NOW_MS + 6 * MINUTE)]);
+        let near = batch_record("near", vec![set("c", NOW_MS + 5 * MINUTE)]);
+        // The applier's clock reads NOW_MS: one is six minutes ahead, one five.
+        let outcomes = p.process(&[ahead.clone(), near], NOW_MS).await;
+        assert_eq!(reason(&outcomes[0]), "clock-skew");
+        assert!(matches!(&outcomes[1], Outcome::Applied { .. }));
+        let detail = &dlq.messages("dlq")[0].attributes["detail"].value;
+        assert!(
+            detail.contains("command 1") && detail.contains("360000 ms ahead"),
+            "{detail}"
+        );
+        // The same batch, to an applier whose clock is two minutes later, applies.
+        let outcomes = p.process(&[ahead], NOW_MS + 2 * MINUTE).await;
+        assert!(matches!(&outcomes[0], Outcome::Applied { .. }), "{outcomes:?}");
+    }
+
+    #[tokio::test]
+    async fn batches_older_than_the_horizon_are_parked_as_beyond_horizon() {
+        let (p, _dlq) = processor(100);
+        let p = p.with_checks(Checks {
+            max_clock_skew_ms: 5 * MINUTE,
+            horizon_ms: 7 * DAY,
+        });
+        let record = batch_record("old", vec![set("a", NOW_MS)]);
+        // Applied late but within the horizon: fine.
+        let outcomes = p.process(std::slice::from_ref(&record), NOW_MS + 7 * DAY).await;
+        assert!(matches!(&outcomes[0], Outcome::Applied { .. }), "{outcomes:?}");
+        // A millisecond past it (a redrive from the DLQ eight days later): refused.
+        let outcomes = p.process(std::slice::from_ref(&record), NOW_MS + 7 * DAY + 1).await;
+        assert_eq!(reason(&outcomes[0]), "beyond-horizon");
+        assert_eq!(
+            p.applier().calls.lock().unwrap().len(),
+            1,
+            "the old batch reached Redis once only"
+        );
     }
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis_support::{Dump, at, batch, diff_within, dump, expiry_of, now_ms, read_key};
+use regis_applier::apply::bookkeeping::{aside_key, bookkeeping_key};
 use regis_applier::apply::model::{LwwModel, ModelValue};
 use regis_applier::apply::slot::key_slot;
-use regis_applier::apply::bookkeeping::{aside_key, bookkeeping_key};
 use regis_applier::apply::{ASIDE_WINDOW, ApplyError, BatchApplied, CHAIN_MAX, Engine, RedisOptions};
 use regis_testkit::RedisServer;
 use regis_wire::{Command, Mode, Version, VersionedCommand};

@@ -120,6 +120,9 @@ pub enum WorkerError {
     /// The queue's attributes cannot be read.
     #[error("cannot read the queue's visibility timeout")]
     Queue(#[source] QueueError),
+    /// `--tombstone-horizon` is out of range.
+    #[error("--tombstone-horizon: {0}")]
+    Horizon(String),
     /// The queue has no usable `VisibilityTimeout` attribute.
     #[error("the queue reports no usable VisibilityTimeout")]
     NoVisibilityTimeout,
@@ -130,6 +133,8 @@ impl WorkerArgs {
     /// environment, here filled from the flags (which fall back to the same
     /// variables).
     pub fn applier_config(&self) -> Result<ApplierConfig, WorkerError> {
+        let tombstone_horizon = Duration::from_secs(self.tombstone_horizon_seconds);
+        regis_applier::config::check_horizon(tombstone_horizon).map_err(WorkerError::Horizon)?;
         Ok(ApplierConfig {
             region: self.region.clone(),
             redis_url: self.redis_url.clone(),
@@ -137,7 +142,7 @@ impl WorkerArgs {
             dlq_url: self.dlq_url.clone(),
             mode: self.mode,
             keyring: Keyring::parse(self.signing_keys.as_deref().unwrap_or_default())?,
-            tombstone_horizon: Duration::from_secs(self.tombstone_horizon_seconds),
+            tombstone_horizon,
             sentry_dsn: self.sentry_dsn.clone(),
             limits: DecodeLimits::default(),
             apply_budget: self.apply_budget,
@@ -545,6 +550,10 @@ mod tests {
         assert_eq!(config.apply_budget, 7);
         assert_eq!(config.tombstone_horizon.as_secs(), DEFAULT_TOMBSTONE_HORIZON_SECONDS);
         let mut argv = REQUIRED.to_vec();
+        argv.extend(["--tombstone-horizon", "60"]);
+        let err = Cli::try_parse_from(argv).unwrap().worker.applier_config().unwrap_err();
+        assert!(matches!(err, WorkerError::Horizon(_)), "{err}");
+        let mut argv = REQUIRED.to_vec();
         argv.extend(["--signing-keys", "nocolon"]);
         let err = Cli::try_parse_from(argv).unwrap().worker.applier_config().unwrap_err();
         assert!(matches!(err, WorkerError::SigningKeys(_)), "{err}");
@@ -698,7 +707,8 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         queues.fail_calls(false);
-        push(&queues, regis_testkit::batches::set_batch_text("b1", Mode::Lww, NOW, 1));
+        // The loop reads the system clock: a batch of now.
+        push(&queues, regis_testkit::batches::set_batch_text("b1", Mode::Lww, now_ms(), 1));
         // The loop recovers after its back-off and applies the message.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while w.counters.summary().applied == 0 && tokio::time::Instant::now() < deadline {

@@ -132,9 +132,9 @@ use regis_wire::{Command, VersionedCommand};
 
 use std::time::Duration;
 
+use super::bookkeeping::{aside_key, bookkeeping_key};
 use super::error::ApplyError;
 use super::plain::score;
-use super::bookkeeping::{aside_key, bookkeeping_key};
 
 /// How long expired data stays aside for a late extension to revive, after
 /// the applier last put something aside for that key (capped at the

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionLike;
-use regis_applier::apply::model::ModelValue;
 use regis_applier::apply::bookkeeping::{ASIDE_PREFIX, BOOKKEEPING_PREFIX};
+use regis_applier::apply::model::ModelValue;
 use regis_wire::{Batch, BatchHeader, Command, Mode, Version, VersionedCommand};
 
 /// Allowed difference between an expected absolute expiry and the one read
