@@ -100,6 +100,27 @@ pub struct Refusal {
     pub error: ParseError,
 }
 
+/// The refused lines of a file: the error `regis publish --file` stops
+/// with, each line's own error kept (the first is the `source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedLines(pub Vec<Refusal>);
+
+impl std::fmt::Display for RefusedLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} line(s) refused, nothing published:", self.0.len())?;
+        for r in &self.0 {
+            write!(f, "\n  line {}: {}", r.line, r.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RefusedLines {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.first().map(|r| &r.error as _)
+    }
+}
+
 /// Parses a file of commands, one per line; empty lines and `#` comments
 /// are skipped. Returns every command, or every refusal.
 pub fn parse_lines(text: &str, now_ms: u64) -> Result<Vec<Command>, Vec<Refusal>> {
@@ -157,10 +178,10 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
         }
     }
     if let Some(spec) = &topic.signing_key {
-        config.signing_key = Some(SigningKey::parse(spec).map_err(|e| OpsError::Usage(format!("--signing-key: {e}")))?);
+        config.signing_key = Some(SigningKey::parse(spec).map_err(|e| OpsError::invalid("--signing-key", e))?);
     }
     let sdk = sdk_config(&region, env).await;
-    Publisher::new(config, AwsSns::from_sdk_config(&sdk)).map_err(|e| OpsError::Usage(format!("publisher: {e}")))
+    Publisher::new(config, AwsSns::from_sdk_config(&sdk)).map_err(|e| OpsError::invalid("publisher", e))
 }
 
 /// Wall-clock now, epoch milliseconds.
@@ -176,10 +197,10 @@ fn read_source(file: &PathBuf) -> Result<String, OpsError> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| OpsError::Usage(format!("cannot read stdin: {e}")))?;
+            .map_err(|e| OpsError::invalid("cannot read stdin", e))?;
         Ok(text)
     } else {
-        std::fs::read_to_string(file).map_err(|e| OpsError::Usage(format!("cannot read {}: {e}", file.display())))
+        std::fs::read_to_string(file).map_err(|e| OpsError::invalid(format!("cannot read {}", file.display()), e))
     }
 }
 
@@ -188,23 +209,15 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     let env = args.env.load()?;
     let now = now_ms();
     let commands = match &args.file {
-        Some(file) => parse_lines(&read_source(file)?, now).map_err(|refusals| {
-            let lines: Vec<String> = refusals
-                .iter()
-                .map(|r| format!("  line {}: {}", r.line, r.error))
-                .collect();
-            OpsError::Usage(format!(
-                "{} line(s) refused, nothing published:\n{}",
-                refusals.len(),
-                lines.join("\n")
-            ))
-        })?,
+        Some(file) => {
+            parse_lines(&read_source(file)?, now).map_err(|refusals| OpsError::invalid("", RefusedLines(refusals)))?
+        }
         None if args.command.is_empty() => {
             return Err(OpsError::Usage("nothing to publish: give a command, or --file".into()));
         }
         None => {
             let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
-            vec![regis_wire::parse_command(&argv, now).map_err(|e| OpsError::Usage(e.to_string()))?]
+            vec![regis_wire::parse_command(&argv, now).map_err(|e| OpsError::invalid("", e))?]
         }
     };
     if commands.is_empty() {
@@ -214,9 +227,9 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     for command in commands {
         publisher.publish_for(&args.tenant, command).await.map_err(|e| {
             if e.is_retryable() {
-                OpsError::Failed(e.to_string())
+                OpsError::service("", e)
             } else {
-                OpsError::Usage(e.to_string())
+                OpsError::invalid("", e)
             }
         })?;
     }
@@ -237,7 +250,7 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     }
     match flushed {
         Ok(()) => Ok(Outcome::Clean),
-        Err(e) => Err(OpsError::Failed(format!("not everything was published: {e}"))),
+        Err(e) => Err(OpsError::service("not everything was published", e)),
     }
 }
 
@@ -278,6 +291,15 @@ mod tests {
             refusals[0].error
         );
         assert!(matches!(refusals[2].error, ParseError::BadArguments { .. }));
+        let e = OpsError::invalid("", RefusedLines(refusals));
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .starts_with("3 line(s) refused, nothing published:\n  line 2: "),
+            "{e}"
+        );
+        let lines = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<RefusedLines>());
+        assert_eq!(lines.map(|l| l.0.len()), Some(3), "the refusals are kept");
     }
 
     #[test]
