@@ -53,6 +53,26 @@ pub struct TopicArgs {
     pub signing_key: Option<String>,
 }
 
+impl TopicArgs {
+    /// The topic ARN and the region of its SNS client: from the flags,
+    /// else from the environment file, else (the region) from the ARN.
+    pub fn topic(&self, env: Option<&LocalEnv>) -> Result<(String, String), OpsError> {
+        let topic_arn = pick(
+            self.topic_arn.as_deref(),
+            env.and_then(|e| e.topic_arn.as_deref()),
+            "topic ARN",
+            "--topic-arn",
+        )?;
+        let region = self
+            .topic_region
+            .clone()
+            .or_else(|| env.and_then(|e| e.topic_region.clone()))
+            .or_else(|| arn_region(&topic_arn).map(str::to_owned))
+            .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
+        Ok((topic_arn, region))
+    }
+}
+
 /// `regis publish`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
@@ -152,18 +172,7 @@ pub fn arn_region(arn: &str) -> Option<&str> {
 /// The environment file's tenants become tenant policies, so a tenant's
 /// batches carry its allowed regions.
 pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publisher, OpsError> {
-    let topic_arn = pick(
-        topic.topic_arn.as_deref(),
-        env.and_then(|e| e.topic_arn.as_deref()),
-        "topic ARN",
-        "--topic-arn",
-    )?;
-    let region = topic
-        .topic_region
-        .clone()
-        .or_else(|| env.and_then(|e| e.topic_region.clone()))
-        .or_else(|| arn_region(&topic_arn).map(str::to_owned))
-        .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
+    let (topic_arn, region) = topic.topic(env)?;
     let origin = topic.origin.clone().unwrap_or_else(|| region.clone());
     let rank = topic
         .rank
@@ -300,11 +309,51 @@ mod tests {
         );
         let lines = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<RefusedLines>());
         assert_eq!(lines.map(|l| l.0.len()), Some(3), "the refusals are kept");
+        let first = lines.and_then(std::error::Error::source);
+        assert!(
+            first.is_some_and(|s| s.is::<ParseError>()),
+            "the first refusal is the source"
+        );
     }
 
     #[test]
     fn topic_arns_name_their_region() {
         assert_eq!(arn_region("arn:aws:sns:eu-west-1:000000000000:t"), Some("eu-west-1"));
         assert_eq!(arn_region("not-an-arn"), None);
+    }
+
+    #[test]
+    fn the_topic_comes_from_flags_then_the_file_then_the_arn() {
+        let arn = "arn:aws:sns:eu-west-1:000000000000:t";
+        let env = LocalEnv {
+            topic_arn: Some(arn.into()),
+            ..LocalEnv::default()
+        };
+        let none = TopicArgs::default();
+        assert_eq!(
+            none.topic(Some(&env)).unwrap(),
+            (arn.to_owned(), "eu-west-1".to_owned())
+        );
+        let flags = TopicArgs {
+            topic_arn: Some("arn:other".into()),
+            topic_region: Some("ap-south-1".into()),
+            ..TopicArgs::default()
+        };
+        assert_eq!(
+            flags.topic(Some(&env)).unwrap(),
+            ("arn:other".to_owned(), "ap-south-1".to_owned())
+        );
+        assert_eq!(none.topic(None).unwrap_err().exit_code(), 2);
+        let regionless = TopicArgs {
+            topic_arn: Some("arn:other".into()),
+            ..TopicArgs::default()
+        };
+        assert!(
+            regionless
+                .topic(None)
+                .unwrap_err()
+                .to_string()
+                .contains("--topic-region")
+        );
     }
 }

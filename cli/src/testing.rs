@@ -12,6 +12,8 @@ use regis_testkit::MemoryQueue;
 /// What [`FaultyQueue`] gets wrong.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
+    /// Every `ReceiveMessage` call fails as an outage.
+    pub(crate) failing_receives: bool,
     /// Send entries with these bodies are refused (by the sender's fault).
     pub(crate) refused_bodies: HashSet<String>,
     /// The next this many `SendMessageBatch` calls fail as outages.
@@ -52,6 +54,9 @@ fn outage(operation: &'static str) -> QueueError {
 #[async_trait]
 impl QueueClient for FaultyQueue {
     async fn receive(&self, queue_url: &str, options: ReceiveOptions) -> Result<Vec<ReceivedMessage>, QueueError> {
+        if self.faults().failing_receives {
+            return Err(outage("ReceiveMessage"));
+        }
         self.memory.receive(queue_url, options).await
     }
 

@@ -125,11 +125,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_outage_is_a_retryable_failure_with_its_cause() {
+        let is_outage = |e: &OpsError| {
+            let cause = std::error::Error::source(e).and_then(|s| s.downcast_ref::<regis_aws::QueueError>());
+            e.exit_code() == 1 && cause.is_some_and(regis_aws::QueueError::is_retryable)
+        };
         let queue = dlq_of(1);
         queue.fail_calls(true);
         let e = peek_all(&queue, DLQ, 200, None).await.unwrap_err();
-        assert_eq!(e.exit_code(), 1);
-        let cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<regis_aws::QueueError>());
-        assert!(cause.is_some_and(regis_aws::QueueError::is_retryable), "{e:?}");
+        assert!(is_outage(&e), "{e:?}");
+        // The depth is read, then the receive fails.
+        let queue = crate::testing::FaultyQueue::new();
+        queue.faults().failing_receives = true;
+        let e = peek_all(queue.as_ref(), DLQ, 200, None).await.unwrap_err();
+        assert!(is_outage(&e), "{e:?}");
     }
 }

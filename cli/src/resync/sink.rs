@@ -19,7 +19,6 @@ use regis_publisher::{AwsSns, SnsClient, message_size, routing_attributes};
 use super::ResyncArgs;
 use crate::local_env::{LocalEnv, pick, sdk_config};
 use crate::output::{Cause, OpsError};
-use crate::publish::arn_region;
 
 /// Attempts per message before giving up.
 pub const SEND_ATTEMPTS: u32 = 6;
@@ -189,19 +188,7 @@ pub async fn open(args: &ResyncArgs, env: Option<&LocalEnv>, origin: &str) -> Re
         let queue = Arc::new(SqsQueue::new(&sdk_config(region, env).await));
         return Ok(Sink::queue(queue, url, &args.tenant, origin));
     }
-    let topic_arn = pick(
-        args.topic.topic_arn.as_deref(),
-        env.and_then(|e| e.topic_arn.as_deref()),
-        "topic ARN",
-        "--topic-arn",
-    )?;
-    let region = args
-        .topic
-        .topic_region
-        .clone()
-        .or_else(|| env.and_then(|e| e.topic_region.clone()))
-        .or_else(|| arn_region(&topic_arn).map(str::to_owned))
-        .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
+    let (topic_arn, region) = args.topic.topic(env)?;
     let regions = env
         .and_then(|e| e.tenants.get(&args.tenant).cloned())
         .unwrap_or_else(|| vec!["*".to_owned()]);
