@@ -7,12 +7,15 @@
 //!   the worker's receive loop, DLQ parking, `regis dlq` and `regis resync`
 //!   are written once against the trait and unit-tested on an in-memory
 //!   queue (`regis-testkit`'s `MemoryQueue`);
+//! * [`deployment`]: the description of a deployment (`.regis/env.json`),
+//!   read one way by the operator's tool, the demo and the tests;
 //! * [`batch`]: the limits of SQS and SNS batch calls, as named constants
 //!   citing their AWS documents, and the one planner that splits messages
 //!   into calls within them.
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod deployment;
 pub mod queue;
 pub mod sdk;
 

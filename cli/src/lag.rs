@@ -213,14 +213,13 @@ pub async fn run(args: LagArgs) -> Result<Outcome, OpsError> {
         let receipt = publisher
             .publish_for(&args.tenant, command)
             .await
-            .map_err(|e| OpsError::Usage(e.to_string()))?;
+            .map_err(|e| OpsError::invalid("", e))?;
         let waits = join_all(sources.iter().map(|s| wait_for(s, &key, started, args.timeout)));
         let (seen, ack) = tokio::join!(waits, async {
             let r = receipt.wait().await;
             (r, started.elapsed())
         });
-        ack.0
-            .map_err(|e| OpsError::Failed(format!("the probe was not published: {e}")))?;
+        ack.0.map_err(|e| OpsError::service("the probe was not published", e))?;
         acked = Some(ack.1);
         for (slot, result) in probe.iter_mut().zip(seen) {
             *slot = Some(result?);

@@ -9,5 +9,7 @@ pub mod local_env;
 pub mod output;
 pub mod publish;
 pub mod resync;
+#[cfg(test)]
+mod testing;
 pub mod verify;
 pub mod worker;

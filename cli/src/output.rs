@@ -11,9 +11,11 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use regis_aws::deployment::DeploymentError;
 
 /// Exit code: done, nothing wrong found.
 pub const EXIT_OK: u8 = 0;
@@ -49,42 +51,105 @@ pub enum Outcome {
     Found,
 }
 
-/// Why a subcommand stopped.
-#[derive(Debug, thiserror::Error)]
+/// The error that caused an [`OpsError`], kept whole (its own sources
+/// included) for whoever walks the chain.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why a subcommand stopped. Variants with a cause keep it whole as their
+/// [`source`](std::error::Error::source) (so it can be downcast to its
+/// type); their text is the context followed by the cause's text.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum OpsError {
     /// Bad flags, a missing setting, a refused command: nothing was done,
     /// and running again without a fix fails the same way (exit 2).
-    #[error("{0}")]
     Usage(String),
-    /// A service or server failed on the way (exit 1); running again may
-    /// succeed.
-    #[error("{0}")]
+    /// Input refused because of `source` (an unreadable or broken file, a
+    /// bad URL, a command the wire crate refuses): exit 2, like
+    /// [`OpsError::Usage`].
+    Invalid {
+        /// What was being read or checked (may be empty).
+        context: String,
+        /// Why it was refused.
+        source: Cause,
+    },
+    /// Something failed on the way (exit 1); running again may succeed.
     Failed(String),
+    /// A service or server call failed with `source` (exit 1, like
+    /// [`OpsError::Failed`]); running again may succeed.
+    Service {
+        /// What was being done (may be empty).
+        context: String,
+        /// The call's error.
+        source: Cause,
+    },
+}
+
+impl std::fmt::Display for OpsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usage(message) | Self::Failed(message) => f.write_str(message),
+            Self::Invalid { context, source } | Self::Service { context, source } if context.is_empty() => {
+                write!(f, "{source}")
+            }
+            Self::Invalid { context, source } | Self::Service { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for OpsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Usage(_) | Self::Failed(_) => None,
+            // The cause itself, not the `Arc` around it.
+            Self::Invalid { source, .. } | Self::Service { source, .. } => Some(&**source),
+        }
+    }
 }
 
 impl OpsError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) => EXIT_USAGE,
-            Self::Failed(_) => EXIT_FOUND,
+            Self::Usage(_) | Self::Invalid { .. } => EXIT_USAGE,
+            Self::Failed(_) | Self::Service { .. } => EXIT_FOUND,
         }
     }
 
     /// Whether running again unchanged may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Failed(_))
+        match self {
+            Self::Failed(_) | Self::Service { .. } => true,
+            Self::Usage(_) | Self::Invalid { .. } => false,
+        }
     }
 
-    /// A failure of an AWS SDK call, with the SDK's full error context.
-    pub fn aws<E: std::error::Error>(what: &str, error: E) -> Self {
-        Self::Failed(format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(error)))
+    /// Input refused because of `source` (exit 2).
+    pub fn invalid(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Invalid {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// A failed call to a service or server (exit 1).
+    pub fn service(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Service {
+            context: context.into(),
+            source: Arc::new(source),
+        }
     }
 
     /// A failure talking to Redis.
     pub fn redis(what: &str, error: &redis::RedisError) -> Self {
-        Self::Failed(format!("{what}: {error}"))
+        Self::service(what, error.clone())
+    }
+}
+
+impl From<DeploymentError> for OpsError {
+    /// An environment file that cannot be used: a usage error.
+    fn from(error: DeploymentError) -> Self {
+        Self::invalid("", error)
     }
 }
 
@@ -169,6 +234,33 @@ mod tests {
         assert_eq!(OpsError::Failed("x".into()).exit_code(), 1);
         assert!(OpsError::Failed("x".into()).is_retryable());
         assert!(!OpsError::Usage("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn caused_errors_keep_their_source_and_exit_code() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let invalid = OpsError::invalid("cannot read cmds.txt", io());
+        assert_eq!((invalid.exit_code(), invalid.is_retryable()), (2, false));
+        assert_eq!(invalid.to_string(), "cannot read cmds.txt: no such file");
+        let source = std::error::Error::source(&invalid).expect("a source");
+        assert_eq!(
+            source.downcast_ref::<std::io::Error>().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
+
+        let failed = OpsError::service("", io());
+        assert_eq!((failed.exit_code(), failed.is_retryable()), (1, true));
+        assert_eq!(failed.to_string(), "no such file", "an empty context adds nothing");
+        assert!(std::error::Error::source(&failed).is_some_and(|s| s.is::<std::io::Error>()));
+
+        let redis = redis::RedisError::from((redis::ErrorKind::Io, "connection refused"));
+        let e = OpsError::redis("SCAN on the source", &redis);
+        assert_eq!(e.exit_code(), 1);
+        assert!(std::error::Error::source(&e).is_some_and(|s| s.is::<redis::RedisError>()));
+
+        let broken = OpsError::from(regis_aws::deployment::Deployment::parse("{").unwrap_err());
+        assert_eq!(broken.exit_code(), 2);
+        assert!(std::error::Error::source(&broken).is_some_and(|s| s.is::<DeploymentError>()));
     }
 
     #[test]

@@ -53,6 +53,26 @@ pub struct TopicArgs {
     pub signing_key: Option<String>,
 }
 
+impl TopicArgs {
+    /// The topic ARN and the region of its SNS client: from the flags,
+    /// else from the environment file, else (the region) from the ARN.
+    pub fn topic(&self, env: Option<&LocalEnv>) -> Result<(String, String), OpsError> {
+        let topic_arn = pick(
+            self.topic_arn.as_deref(),
+            env.and_then(|e| e.topic_arn.as_deref()),
+            "topic ARN",
+            "--topic-arn",
+        )?;
+        let region = self
+            .topic_region
+            .clone()
+            .or_else(|| env.and_then(|e| e.topic_region.clone()))
+            .or_else(|| arn_region(&topic_arn).map(str::to_owned))
+            .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
+        Ok((topic_arn, region))
+    }
+}
+
 /// `regis publish`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
@@ -100,6 +120,27 @@ pub struct Refusal {
     pub error: ParseError,
 }
 
+/// The refused lines of a file: the error `regis publish --file` stops
+/// with, each line's own error kept (the first is the `source`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedLines(pub Vec<Refusal>);
+
+impl std::fmt::Display for RefusedLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} line(s) refused, nothing published:", self.0.len())?;
+        for r in &self.0 {
+            write!(f, "\n  line {}: {}", r.line, r.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RefusedLines {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.first().map(|r| &r.error as _)
+    }
+}
+
 /// Parses a file of commands, one per line; empty lines and `#` comments
 /// are skipped. Returns every command, or every refusal.
 pub fn parse_lines(text: &str, now_ms: u64) -> Result<Vec<Command>, Vec<Refusal>> {
@@ -131,18 +172,7 @@ pub fn arn_region(arn: &str) -> Option<&str> {
 /// The environment file's tenants become tenant policies, so a tenant's
 /// batches carry its allowed regions.
 pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publisher, OpsError> {
-    let topic_arn = pick(
-        topic.topic_arn.as_deref(),
-        env.and_then(|e| e.topic_arn.as_deref()),
-        "topic ARN",
-        "--topic-arn",
-    )?;
-    let region = topic
-        .topic_region
-        .clone()
-        .or_else(|| env.and_then(|e| e.topic_region.clone()))
-        .or_else(|| arn_region(&topic_arn).map(str::to_owned))
-        .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
+    let (topic_arn, region) = topic.topic(env)?;
     let origin = topic.origin.clone().unwrap_or_else(|| region.clone());
     let rank = topic
         .rank
@@ -157,10 +187,10 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
         }
     }
     if let Some(spec) = &topic.signing_key {
-        config.signing_key = Some(SigningKey::parse(spec).map_err(|e| OpsError::Usage(format!("--signing-key: {e}")))?);
+        config.signing_key = Some(SigningKey::parse(spec).map_err(|e| OpsError::invalid("--signing-key", e))?);
     }
     let sdk = sdk_config(&region, env).await;
-    Publisher::new(config, AwsSns::from_sdk_config(&sdk)).map_err(|e| OpsError::Usage(format!("publisher: {e}")))
+    Publisher::new(config, AwsSns::from_sdk_config(&sdk)).map_err(|e| OpsError::invalid("publisher", e))
 }
 
 /// Wall-clock now, epoch milliseconds.
@@ -176,10 +206,10 @@ fn read_source(file: &PathBuf) -> Result<String, OpsError> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| OpsError::Usage(format!("cannot read stdin: {e}")))?;
+            .map_err(|e| OpsError::invalid("cannot read stdin", e))?;
         Ok(text)
     } else {
-        std::fs::read_to_string(file).map_err(|e| OpsError::Usage(format!("cannot read {}: {e}", file.display())))
+        std::fs::read_to_string(file).map_err(|e| OpsError::invalid(format!("cannot read {}", file.display()), e))
     }
 }
 
@@ -188,23 +218,15 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     let env = args.env.load()?;
     let now = now_ms();
     let commands = match &args.file {
-        Some(file) => parse_lines(&read_source(file)?, now).map_err(|refusals| {
-            let lines: Vec<String> = refusals
-                .iter()
-                .map(|r| format!("  line {}: {}", r.line, r.error))
-                .collect();
-            OpsError::Usage(format!(
-                "{} line(s) refused, nothing published:\n{}",
-                refusals.len(),
-                lines.join("\n")
-            ))
-        })?,
+        Some(file) => {
+            parse_lines(&read_source(file)?, now).map_err(|refusals| OpsError::invalid("", RefusedLines(refusals)))?
+        }
         None if args.command.is_empty() => {
             return Err(OpsError::Usage("nothing to publish: give a command, or --file".into()));
         }
         None => {
             let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
-            vec![regis_wire::parse_command(&argv, now).map_err(|e| OpsError::Usage(e.to_string()))?]
+            vec![regis_wire::parse_command(&argv, now).map_err(|e| OpsError::invalid("", e))?]
         }
     };
     if commands.is_empty() {
@@ -214,9 +236,9 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     for command in commands {
         publisher.publish_for(&args.tenant, command).await.map_err(|e| {
             if e.is_retryable() {
-                OpsError::Failed(e.to_string())
+                OpsError::service("", e)
             } else {
-                OpsError::Usage(e.to_string())
+                OpsError::invalid("", e)
             }
         })?;
     }
@@ -237,7 +259,7 @@ pub async fn run(args: PublishArgs) -> Result<Outcome, OpsError> {
     }
     match flushed {
         Ok(()) => Ok(Outcome::Clean),
-        Err(e) => Err(OpsError::Failed(format!("not everything was published: {e}"))),
+        Err(e) => Err(OpsError::service("not everything was published", e)),
     }
 }
 
@@ -278,11 +300,60 @@ mod tests {
             refusals[0].error
         );
         assert!(matches!(refusals[2].error, ParseError::BadArguments { .. }));
+        let e = OpsError::invalid("", RefusedLines(refusals));
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .starts_with("3 line(s) refused, nothing published:\n  line 2: "),
+            "{e}"
+        );
+        let lines = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<RefusedLines>());
+        assert_eq!(lines.map(|l| l.0.len()), Some(3), "the refusals are kept");
+        let first = lines.and_then(std::error::Error::source);
+        assert!(
+            first.is_some_and(|s| s.is::<ParseError>()),
+            "the first refusal is the source"
+        );
     }
 
     #[test]
     fn topic_arns_name_their_region() {
         assert_eq!(arn_region("arn:aws:sns:eu-west-1:000000000000:t"), Some("eu-west-1"));
         assert_eq!(arn_region("not-an-arn"), None);
+    }
+
+    #[test]
+    fn the_topic_comes_from_flags_then_the_file_then_the_arn() {
+        let arn = "arn:aws:sns:eu-west-1:000000000000:t";
+        let env = LocalEnv {
+            topic_arn: Some(arn.into()),
+            ..LocalEnv::default()
+        };
+        let none = TopicArgs::default();
+        assert_eq!(
+            none.topic(Some(&env)).unwrap(),
+            (arn.to_owned(), "eu-west-1".to_owned())
+        );
+        let flags = TopicArgs {
+            topic_arn: Some("arn:other".into()),
+            topic_region: Some("ap-south-1".into()),
+            ..TopicArgs::default()
+        };
+        assert_eq!(
+            flags.topic(Some(&env)).unwrap(),
+            ("arn:other".to_owned(), "ap-south-1".to_owned())
+        );
+        assert_eq!(none.topic(None).unwrap_err().exit_code(), 2);
+        let regionless = TopicArgs {
+            topic_arn: Some("arn:other".into()),
+            ..TopicArgs::default()
+        };
+        assert!(
+            regionless
+                .topic(None)
+                .unwrap_err()
+                .to_string()
+                .contains("--topic-region")
+        );
     }
 }

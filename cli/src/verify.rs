@@ -271,7 +271,7 @@ impl Report {
 /// Connects to a Redis URL.
 pub async fn connect(source: &Source) -> Result<MultiplexedConnection, OpsError> {
     let client = redis::Client::open(source.url.as_str())
-        .map_err(|e| OpsError::Usage(format!("{}: bad Redis URL: {e}", source.name)))?;
+        .map_err(|e| OpsError::invalid(format!("{}: bad Redis URL", source.name), e))?;
     client
         .get_multiplexed_async_connection()
         .await

@@ -157,8 +157,8 @@ async fn poison_is_listed_shown_and_redriven_with_and_without_a_reason() {
         "{moved}"
     );
     let back = drain(&sqs, &queue.url, QUIET).await;
-    assert_eq!(back.iter().map(|m| m.body().unwrap()).collect::<Vec<_>>(), [MALFORMED]);
-    let attributes = back[0].message_attributes().cloned().unwrap_or_default();
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), [MALFORMED]);
+    let attributes = &back[0].attributes;
     assert!(
         !attributes.contains_key("reason"),
         "DLQ bookkeeping attributes are dropped: {attributes:?}"
@@ -172,7 +172,7 @@ async fn poison_is_listed_shown_and_redriven_with_and_without_a_reason() {
     let moved = json(&out);
     assert_eq!(moved["method"], "move-task", "{moved}");
     let back = drain(&sqs, &queue.url, QUIET).await;
-    assert_eq!(back.iter().map(|m| m.body().unwrap()).collect::<Vec<_>>(), [FUTURE]);
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), [FUTURE]);
     let out = regis(&[&["dlq", "list"][..], &base, &["--json"]].concat()).await;
     assert_eq!(json(&out)["total"], 0);
 }

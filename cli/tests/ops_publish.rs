@@ -15,11 +15,11 @@ use regis_wire::{Command, DecodeLimits, Keyring};
 
 const REGION: &str = "ap-southeast-1";
 
-fn decode(messages: &[aws_sdk_sqs::types::Message]) -> Vec<Command> {
+fn decode(messages: &[regis_aws::ReceivedMessage]) -> Vec<Command> {
     messages
         .iter()
         .flat_map(|m| {
-            regis_wire::decode(m.body().unwrap(), &DecodeLimits::default(), &Keyring::default())
+            regis_wire::decode(&m.body, &DecodeLimits::default(), &Keyring::default())
                 .unwrap()
                 .commands
         })

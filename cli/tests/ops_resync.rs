@@ -7,17 +7,23 @@ mod ops_support;
 
 use std::time::Duration;
 
-use ops_support::{apply_messages, assert_exit, batch, drain, json, now_ms, regis};
+use ops_support::{apply_messages, assert_exit, drain, json, now_ms, regis};
 use redis::Commands as _;
 use regis_applier::apply::{Engine, RedisOptions};
-use regis_testkit::RedisServer;
 use regis_testkit::localstack;
-use regis_wire::{Batch, Command, Mode, Version};
+use regis_testkit::{RedisServer, batches};
+use regis_wire::{Batch, Command, Mode, Version, VersionedCommand};
 
 const REGION: &str = "eu-west-1";
 
 fn k(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
+}
+
+/// A last-writer-wins batch of these writes.
+fn batch(id: &str, writes: Vec<(Version, Command)>) -> Batch {
+    let commands = writes.into_iter().map(|(v, c)| VersionedCommand::new(v, c)).collect();
+    batches::batch(id, Mode::Lww, now_ms(), commands)
 }
 
 /// The source's history: whole-key writes, later element and expiry

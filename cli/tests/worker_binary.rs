@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use regis_testkit::RedisServer;
+use regis_aws::{OutgoingMessage, QueueClient as _, SqsQueue};
 use regis_testkit::localstack;
-use regis_wire::{Batch, BatchHeader, Command, EncodeOptions, HybridClock, Mode, VersionedCommand};
+use regis_testkit::{RedisServer, batches};
+use regis_wire::{Command, HybridClock, Mode, VersionedCommand};
 use serde_json::Value;
 
 const REGION: &str = "ap-south-1";
@@ -39,44 +39,29 @@ async fn the_worker_binary_applies_reports_lag_and_stops_cleanly_on_sigterm() {
 
     let mut clock = HybridClock::new(3);
     let now = now_ms();
-    let batch = Batch {
-        header: BatchHeader {
-            id: "bin-1".into(),
-            origin: "eu-west-1".into(),
-            published_at_ms: now,
-            tenant: "acme".into(),
-            mode: Mode::Plain,
-        },
-        commands: vec![
-            VersionedCommand::new(
-                clock.tick(now),
-                Command::Set {
-                    key: b"bin:a".to_vec(),
-                    value: vec![0, 1, 2, 0xff],
-                    expire_at_ms: None,
-                },
-            ),
-            VersionedCommand::new(
-                clock.tick(now),
-                Command::SAdd {
-                    key: b"bin:s".to_vec(),
-                    members: vec![b"x".to_vec(), b"y".to_vec()],
-                },
-            ),
-        ],
+    let commands = vec![
+        VersionedCommand::new(
+            clock.tick(now),
+            Command::Set {
+                key: b"bin:a".to_vec(),
+                value: vec![0, 1, 2, 0xff],
+                expire_at_ms: None,
+            },
+        ),
+        VersionedCommand::new(
+            clock.tick(now),
+            Command::SAdd {
+                key: b"bin:s".to_vec(),
+                members: vec![b"x".to_vec(), b"y".to_vec()],
+            },
+        ),
+    ];
+    let message = OutgoingMessage {
+        body: batches::text(&batches::batch("bin-1", Mode::Plain, now, commands)),
+        ..Default::default()
     };
-    let text = regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text;
-    let entry = SendMessageBatchRequestEntry::builder()
-        .id("0")
-        .message_body(text)
-        .build()
-        .unwrap();
-    sqs.send_message_batch()
-        .queue_url(&queue.url)
-        .entries(entry)
-        .send()
-        .await
-        .unwrap();
+    let sent = SqsQueue::from_client(sqs).send_all(&queue.url, &[message]).await;
+    assert!(sent.iter().all(Result::is_ok), "{sent:?}");
 
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_regis"))
         .arg("worker")

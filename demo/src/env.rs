@@ -1,15 +1,16 @@
-//! `.regis/env.json`, written by `local/up.sh`, and clients for what it
-//! describes.
+//! The local environment (`.regis/env.json`, written by `local/up.sh`) as
+//! the demo and the end-to-end suite need it, complete, and clients for
+//! what it describes. The file is read by [`regis_aws::deployment`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use regis_aws::deployment::{self, Deployment, DeploymentError, required};
 use regis_publisher::{AwsSns, ConfigError, Publisher, PublisherConfig, TenantPolicy};
-use serde::Deserialize;
 
 /// The local environment.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Env {
     /// LocalStack's URL.
     pub endpoint_url: String,
@@ -28,7 +29,7 @@ pub struct Env {
 }
 
 /// One region of the environment.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Region {
     /// The region's name.
     pub name: String,
@@ -46,26 +47,61 @@ pub struct Region {
     pub redis_url: String,
 }
 
+impl TryFrom<&deployment::Region> for Region {
+    type Error = DeploymentError;
+
+    fn try_from(r: &deployment::Region) -> Result<Self, DeploymentError> {
+        let field = |value: Option<&String>, name: &str| required(value, format_args!("{name} for region {}", r.name));
+        Ok(Self {
+            name: r.name.clone(),
+            rank: r.rank,
+            queue_url: field(r.queue_url.as_ref(), "queue_url")?,
+            queue_arn: field(r.queue_arn.as_ref(), "queue_arn")?,
+            dlq_url: field(r.dlq_url.as_ref(), "dlq_url")?,
+            dlq_arn: field(r.dlq_arn.as_ref(), "dlq_arn")?,
+            redis_url: field(r.redis_url.as_ref(), "redis_url")?,
+        })
+    }
+}
+
+impl TryFrom<Deployment> for Env {
+    type Error = DeploymentError;
+
+    /// The environment, when the file describes all of it.
+    fn try_from(d: Deployment) -> Result<Self, DeploymentError> {
+        Ok(Self {
+            endpoint_url: required(d.endpoint_url.as_ref(), "endpoint_url")?,
+            topic_arn: required(d.topic_arn.as_ref(), "topic_arn")?,
+            topic_region: required(d.topic_region.as_ref(), "topic_region")?,
+            regions: d.regions.iter().map(Region::try_from).collect::<Result<_, _>>()?,
+            tenants: d.tenants,
+            visibility_timeout_seconds: required(d.visibility_timeout_seconds.as_ref(), "visibility_timeout_seconds")?,
+            max_receive_count: required(d.max_receive_count.as_ref(), "max_receive_count")?,
+        })
+    }
+}
+
 impl Env {
     /// Where the environment file is: `$REGIS_ENV_FILE`, else
     /// `.regis/env.json` in the current directory.
     pub fn path() -> PathBuf {
-        std::env::var_os("REGIS_ENV_FILE")
+        std::env::var_os(deployment::ENV_FILE_VARIABLE)
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(".regis").join("env.json"))
+            .unwrap_or_else(|| PathBuf::from(deployment::DEFAULT_ENV_FILE))
     }
 
     /// Reads the environment file, with a message that says what to do when
     /// the environment is not up.
     pub fn load() -> Result<Env, String> {
         let path = Self::path();
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            format!(
-                "cannot read {} ({e}): the local environment is not up; run `make up` (or `make test`, `make demo`)",
+        let deployment = Deployment::read(&path).map_err(|e| match e {
+            DeploymentError::Read { path, source } => format!(
+                "cannot read {} ({source}): the local environment is not up; run `make up` (or `make test`, `make demo`)",
                 path.display()
-            )
+            ),
+            e => e.to_string(),
         })?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Env::try_from(deployment).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// The directory of the environment's logs (`logs/` beside env.json).
@@ -101,13 +137,7 @@ impl Env {
 
     /// SDK configuration for `region`: LocalStack endpoint, test credentials.
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
-        let credentials = aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "regis-local");
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_owned()))
-            .endpoint_url(&self.endpoint_url)
-            .credentials_provider(credentials)
-            .load()
-            .await
+        regis_aws::sdk::config(region, &regis_aws::sdk::Endpoint::local(&self.endpoint_url)).await
     }
 
     /// An SQS client for `region`.
@@ -135,5 +165,44 @@ impl Env {
         redis::Client::open(self.region(region).redis_url.as_str())?
             .get_multiplexed_async_connection()
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMPLETE: &str = r#"{
+      "endpoint_url": "http://127.0.0.1:4566",
+      "topic_arn": "arn:aws:sns:ap-southeast-1:000000000000:regis-replication",
+      "topic_region": "ap-southeast-1",
+      "visibility_timeout_seconds": 30,
+      "max_receive_count": 5,
+      "regions": [
+        {"name": "ap-southeast-1", "rank": 1, "queue_url": "http://q1", "queue_arn": "arn:q1",
+         "dlq_url": "http://d1", "dlq_arn": "arn:d1", "redis_url": "redis://127.0.0.1:6401"}
+      ],
+      "tenants": {"hotel-sg": ["ap-southeast-1"]}
+    }"#;
+
+    #[test]
+    fn a_complete_file_is_the_environment() {
+        let env = Env::try_from(Deployment::parse(COMPLETE).unwrap()).unwrap();
+        assert_eq!(env.region("ap-southeast-1").dlq_url, "http://d1");
+        assert_eq!(env.visibility_timeout(), Duration::from_secs(30));
+        assert_eq!(env.regions_of("hotel-sg"), ["ap-southeast-1"]);
+        assert_eq!(env.regions_of("open"), env.region_names());
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let partial = COMPLETE.replace(r#""redis_url": "redis://127.0.0.1:6401""#, r#""rank2": 0"#);
+        let e = Env::try_from(Deployment::parse(&partial).unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the environment file has no redis_url for region ap-southeast-1"
+        );
+        let e = Env::try_from(Deployment::parse("{}").unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "the environment file has no endpoint_url");
     }
 }

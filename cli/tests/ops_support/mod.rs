@@ -1,15 +1,17 @@
 //! What the `ops_*` tests share: running the built `regis` binary against
-//! LocalStack, and applying queued batches with the real apply engine.
+//! LocalStack, draining a queue, and applying queued batches with the real
+//! apply engine. Test batches are built by `regis_testkit::batches`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::process::Output;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use regis_applier::apply::Engine;
+use regis_aws::{QueueClient, ReceiveOptions, ReceivedMessage, SqsQueue};
 use regis_testkit::localstack::{self, Queue};
-use regis_wire::{Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, Keyring, Mode, Version, VersionedCommand};
+use regis_wire::{Batch, DecodeLimits, Keyring};
 
 /// Runs `regis` with `args`, talking to LocalStack with test credentials.
 pub async fn regis(args: &[&str]) -> Output {
@@ -53,72 +55,35 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// An encoded last-writer-wins batch.
-pub fn batch_text(id: &str, commands: Vec<(Version, Command)>) -> String {
-    let batch = batch(id, commands);
-    regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text
-}
-
-/// A last-writer-wins batch.
-pub fn batch(id: &str, commands: Vec<(Version, Command)>) -> Batch {
-    Batch {
-        header: BatchHeader {
-            id: id.into(),
-            origin: "ap-southeast-1".into(),
-            published_at_ms: now_ms(),
-            tenant: "acme".into(),
-            mode: Mode::Lww,
-        },
-        commands: commands.into_iter().map(|(v, c)| VersionedCommand::new(v, c)).collect(),
-    }
-}
-
 /// Receives everything in a queue (deleting it) until it stays empty for `quiet`.
-pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str, quiet: Duration) -> Vec<aws_sdk_sqs::types::Message> {
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str, quiet: Duration) -> Vec<ReceivedMessage> {
+    let queue = SqsQueue::from_client(sqs.clone());
+    let receive = ReceiveOptions {
+        wait_seconds: 1,
+        ..ReceiveOptions::default()
+    };
     let mut out = Vec::new();
     let mut last = tokio::time::Instant::now();
     while last.elapsed() < quiet {
-        let got = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .expect("receive");
-        let messages = got.messages.unwrap_or_default();
+        let messages = queue.receive(queue_url, receive).await.expect("receive");
         if messages.is_empty() {
             continue;
         }
         last = tokio::time::Instant::now();
-        let entries: Vec<_> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        sqs.delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .expect("delete");
+        let handles: Vec<&str> = messages.iter().map(|m| m.receipt_handle.as_str()).collect();
+        for deleted in queue.delete_all(queue_url, &handles).await {
+            deleted.expect("delete");
+        }
         out.extend(messages);
     }
     out
 }
 
 /// Decodes queued messages and applies them with the real engine, in order.
-pub async fn apply_messages(engine: &Engine, messages: &[aws_sdk_sqs::types::Message]) -> usize {
+pub async fn apply_messages(engine: &Engine, messages: &[ReceivedMessage]) -> usize {
     let batches: Vec<Batch> = messages
         .iter()
-        .map(|m| regis_wire::decode(m.body().unwrap(), &DecodeLimits::default(), &Keyring::default()).expect("decode"))
+        .map(|m| regis_wire::decode(&m.body, &DecodeLimits::default(), &Keyring::default()).expect("decode"))
         .collect();
     let refs: Vec<&Batch> = batches.iter().collect();
     for result in engine.apply(&refs, now_ms()).await {
