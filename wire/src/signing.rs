@@ -234,6 +234,11 @@ impl Keyring {
         self.keys.is_empty()
     }
 
+    /// The keys, in order.
+    pub fn keys(&self) -> &[SigningKey] {
+        &self.keys
+    }
+
     /// How many keys it holds.
     pub fn len(&self) -> usize {
         self.keys.len()
