@@ -6,7 +6,6 @@
 //! environment `regis dlq list --region eu-west-1` needs nothing else, and
 //! against real AWS the flags (or `REGIS_*` variables) say everything.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -57,9 +56,9 @@ pub struct LocalEnv {
     /// The regions, in rank order.
     #[serde(default)]
     pub regions: Vec<RegionEnv>,
-    /// Tenants and the regions each may reach.
+    /// The tenant registry (regions and key prefixes per tenant).
     #[serde(default)]
-    pub tenants: HashMap<String, Vec<String>>,
+    pub tenants: regis_wire::TenantRegistry,
 }
 
 impl LocalEnv {
@@ -152,7 +151,7 @@ mod tests {
          "subscription_arn": "arn:s1"},
         {"name": "eu-west-1", "rank": 3}
       ],
-      "tenants": {"hotel-sg": ["ap-southeast-1", "ap-south-1"]}
+      "tenants": {"hotel-sg": {"regions": ["ap-southeast-1", "ap-south-1"], "prefixes": ["hotel-sg:"]}}
     }"#;
 
     #[test]
@@ -165,7 +164,10 @@ mod tests {
         let bare = env.region("eu-west-1").unwrap();
         assert_eq!((bare.rank, bare.queue_url.as_deref()), (3, None));
         assert!(env.region("us-east-1").is_none());
-        assert_eq!(env.tenants["hotel-sg"], ["ap-southeast-1", "ap-south-1"]);
+        assert_eq!(
+            env.tenants.get("hotel-sg").and_then(|t| t.regions()),
+            Some(&["ap-southeast-1".to_owned(), "ap-south-1".to_owned()][..])
+        );
     }
 
     #[test]

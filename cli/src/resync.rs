@@ -575,9 +575,10 @@ async fn sink(args: &ResyncArgs, env: Option<&LocalEnv>, origin: &str) -> Result
         .or_else(|| env.and_then(|e| e.topic_region.clone()))
         .or_else(|| arn_region(&topic_arn).map(str::to_owned))
         .ok_or_else(|| OpsError::Usage("no topic region: give --topic-region".into()))?;
-    let regions = env
-        .and_then(|e| e.tenants.get(&args.tenant).cloned())
-        .unwrap_or_else(|| vec!["*".to_owned()]);
+    let regions = env.and_then(|e| e.tenants.get(&args.tenant)).map_or_else(
+        || vec![regis_wire::ANY_REGION.to_owned()],
+        regis_wire::Tenant::region_attribute,
+    );
     let attributes: std::sync::Arc<[Attribute]> = routing_attributes(&args.tenant, origin, regions).into();
     Ok(Sink::Topic {
         sns: AwsSns::from_sdk_config(&sdk_config(&region, env).await),

@@ -1,11 +1,10 @@
 //! `.regis/env.json`, written by `local/up.sh`, and clients for what it
 //! describes.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use regis_publisher::{AwsSns, ConfigError, Publisher, PublisherConfig, TenantPolicy};
+use regis_publisher::{AwsSns, ConfigError, Publisher, PublisherConfig, TenantRegistry};
 use serde::Deserialize;
 
 /// The local environment.
@@ -19,8 +18,8 @@ pub struct Env {
     pub topic_region: String,
     /// The regions, in topology order.
     pub regions: Vec<Region>,
-    /// Restricted tenants and the regions each may reach.
-    pub tenants: HashMap<String, Vec<String>>,
+    /// The tenant registry: each tenant's regions and key prefixes.
+    pub tenants: TenantRegistry,
     /// The apply queues' visibility timeout.
     pub visibility_timeout_seconds: u64,
     /// Receives before SQS moves a message to the DLQ.
@@ -91,7 +90,10 @@ impl Env {
 
     /// Regions the topology allows `tenant` in (all of them when unrestricted).
     pub fn regions_of(&self, tenant: &str) -> Vec<String> {
-        self.tenants.get(tenant).cloned().unwrap_or_else(|| self.region_names())
+        match self.tenants.get(tenant).and_then(|t| t.regions()) {
+            Some(regions) => regions.to_vec(),
+            None => self.region_names(),
+        }
     }
 
     /// How long a message a worker failed on stays invisible.
@@ -121,11 +123,7 @@ impl Env {
         let origin = self.region(&self.topic_region);
         let mut config = PublisherConfig::new(&self.topic_arn, &origin.name, origin.rank);
         config.default_tenant = Some(default_tenant.to_owned());
-        for (tenant, regions) in &self.tenants {
-            config
-                .tenants
-                .insert(tenant.clone(), TenantPolicy::regions(regions.clone()));
-        }
+        config.tenants = self.tenants.clone();
         let sns = AwsSns::from_sdk_config(&self.sdk_config(&origin.name).await);
         Publisher::new(config, sns)
     }

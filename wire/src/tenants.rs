@@ -138,6 +138,15 @@ struct TenantSpec {
     prefixes: Vec<String>,
 }
 
+/// Reads the registry as a member of a larger document (the environment
+/// file), with the same checks as [`TenantRegistry::parse`].
+impl<'de> Deserialize<'de> for TenantRegistry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let specs = BTreeMap::<String, TenantSpec>::deserialize(deserializer)?;
+        Self::from_specs(specs).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Every tenant, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantRegistry {
@@ -154,6 +163,10 @@ impl TenantRegistry {
     pub fn parse(json: &str) -> Result<Self, TenantSpecError> {
         let specs: BTreeMap<String, TenantSpec> =
             serde_json::from_str(json).map_err(|e| TenantSpecError::Shape(bounded(e)))?;
+        Self::from_specs(specs)
+    }
+
+    fn from_specs(specs: BTreeMap<String, TenantSpec>) -> Result<Self, TenantSpecError> {
         let mut registry = Self::new();
         for (name, spec) in specs {
             if name.is_empty() {
@@ -271,6 +284,13 @@ mod tests {
         assert_eq!(r.get("acme").unwrap().region_attribute(), ["*"]);
         assert!(r.get("acme").unwrap().allows_key(b"anything"));
         assert!(TenantRegistry::parse("{}").unwrap().names().next().is_none());
+        #[derive(Deserialize)]
+        struct Env {
+            tenants: TenantRegistry,
+        }
+        let env: Env = serde_json::from_str(&format!(r#"{{"tenants": {DOC}}}"#)).unwrap();
+        assert_eq!(env.tenants, r);
+        assert!(serde_json::from_str::<Env>(r#"{"tenants": {"a": {"regions": [], "prefixes": [""]}}}"#).is_err());
     }
 
     #[test]
