@@ -48,7 +48,14 @@ print(env["endpoint_url"], r["queue_url"], r["dlq_url"], r["redis_url"])
     local endpoint queue_url dlq_url redis_url
     read -r endpoint queue_url dlq_url redis_url <<<"$cfg"
 
+    # The tenant registry the workers enforce: the topology's, as written to
+    # the environment file (one document, the shape of REGIS_TENANTS).
+    local tenants
+    tenants="$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1])).get("tenants", {})))' "$REGIS_ENV_FILE")"
+
     local logfile="$REGIS_LOGS/$name.log"
+    # Until the local environment creates signing secrets, its workers are
+    # told explicitly that unsigned traffic is intended.
     # shellcheck disable=SC2086 # REGIS_WORKER_ARGS is a list of flags.
     AWS_ENDPOINT_URL="$endpoint" \
     AWS_ACCESS_KEY_ID=test \
@@ -57,6 +64,8 @@ print(env["endpoint_url"], r["queue_url"], r["dlq_url"], r["redis_url"])
     AWS_EC2_METADATA_DISABLED=true \
     RUST_LOG="${RUST_LOG:-info}" \
     NO_COLOR=1 \
+    REGIS_TENANTS="$tenants" \
+    REGIS_ALLOW_UNSIGNED="${REGIS_ALLOW_UNSIGNED:-true}" \
         start_bg "$name" "$logfile" "$REGIS_BIN" worker \
             --region "$region" \
             --queue-url "$queue_url" \

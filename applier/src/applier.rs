@@ -32,7 +32,7 @@ impl Applier {
             ..Default::default()
         };
         let engine = Engine::connect(&config.redis_url, config.mode, options).await?;
-        let processor = Processor::new(
+        let mut processor = Processor::new(
             engine,
             DeadLetterQueue::new(queues, config.dlq_url.clone()),
             config.limits,
@@ -43,6 +43,9 @@ impl Applier {
             max_clock_skew_ms: u64::try_from(config.max_clock_skew.as_millis()).unwrap_or(u64::MAX),
             horizon_ms: u64::try_from(config.tombstone_horizon.as_millis()).unwrap_or(u64::MAX),
         });
+        if let Some(registry) = &config.tenants {
+            processor = processor.with_tenants(config.region.clone(), registry.clone());
+        }
         Ok(Self {
             processor,
             region: config.region.clone(),

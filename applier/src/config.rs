@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use regis_wire::{DecodeLimits, Keyring, Mode};
+use regis_wire::{DecodeLimits, Keyring, Mode, SigningKey, TenantRegistry};
 
 pub use crate::records::DEFAULT_APPLY_BUDGET_COMMANDS;
 
@@ -37,8 +37,23 @@ pub struct ApplierConfig {
     pub dlq_url: String,
     /// How batches are applied; a batch of the other mode is refused.
     pub mode: Mode,
-    /// Accepted signing keys; when non-empty, unsigned batches are refused.
+    /// Accepted signing keys (`REGIS_SIGNING_KEYS`, then those loaded from
+    /// [`ApplierConfig::signing_secret_ids`] by [`ApplierConfig::add_keys`]);
+    /// when non-empty, unsigned batches are refused and a key may sign only
+    /// for the tenants it is bound to.
     pub keyring: Keyring,
+    /// Secrets Manager secrets (ARNs or names) holding the signing keys
+    /// (`REGIS_SIGNING_SECRET_IDS`), one key per secret; loaded at start by
+    /// the binary, which is the one place doing I/O.
+    pub signing_secret_ids: Vec<String>,
+    /// `REGIS_ALLOW_UNSIGNED=true`: an applier with no keys accepts unsigned
+    /// batches. Without it, no keys is a configuration error.
+    pub allow_unsigned: bool,
+    /// The tenant registry (`REGIS_TENANTS`): a batch of a tenant not
+    /// allowed in [`ApplierConfig::region`], or writing a key outside its
+    /// prefixes, is parked as `tenant-denied`. `None` only with
+    /// `REGIS_ALLOW_ANY_TENANT=true`: every tenant may write anything.
+    pub tenants: Option<TenantRegistry>,
     /// How long version bookkeeping outlives deleted data.
     pub tombstone_horizon: Duration,
     /// Sentry DSN; `None` disables reporting.
@@ -67,9 +82,46 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// No signing key and no explicit opt-out.
+    #[error(
+        "no signing keys: set REGIS_SIGNING_SECRET_IDS (or REGIS_SIGNING_KEYS), or REGIS_ALLOW_UNSIGNED=true if unsigned traffic is intended"
+    )]
+    Unsigned,
+    /// No tenant registry and no explicit opt-out.
+    #[error("REGIS_TENANTS is not set (set REGIS_ALLOW_ANY_TENANT=true if every tenant may write anything here)")]
+    NoTenants,
 }
 
 impl ApplierConfig {
+    /// Loads the keys of [`ApplierConfig::signing_secret_ids`] from `source`
+    /// (Secrets Manager) into the keyring; the binaries call it once at
+    /// start. A secret that cannot be read is a configuration error: the
+    /// applier does not start with fewer keys than it was given.
+    pub async fn load_signing_secrets(
+        &mut self,
+        source: &dyn regis_aws::secrets::SecretSource,
+    ) -> Result<(), ConfigError> {
+        let keys = regis_aws::secrets::load_signing_keys(source, &self.signing_secret_ids)
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                name: "REGIS_SIGNING_SECRET_IDS",
+                message: e.to_string(),
+            })?;
+        self.add_keys(keys)
+    }
+
+    /// Adds keys loaded from the secrets service to the keyring; an id
+    /// given twice (inline and in a secret, or in two secrets) is an error.
+    pub fn add_keys(&mut self, keys: Vec<SigningKey>) -> Result<(), ConfigError> {
+        let mut all = self.keyring.keys().to_vec();
+        all.extend(keys);
+        self.keyring = Keyring::from_keys(all).map_err(|e| ConfigError::Invalid {
+            name: "REGIS_SIGNING_SECRET_IDS",
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
     /// Reads the settings through `lookup` (for the Lambda, the process
     /// environment). Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -82,12 +134,39 @@ impl ApplierConfig {
             })?,
             None => Mode::Lww,
         };
-        let keyring = match get("REGIS_SIGNING_KEYS") {
+        let keyring = match lookup("REGIS_SIGNING_KEYS") {
+            // Set but empty, or only commas: a mistake, not "no signing".
             Some(specs) => Keyring::parse(&specs).map_err(|e| ConfigError::Invalid {
                 name: "REGIS_SIGNING_KEYS",
                 message: e.to_string(),
             })?,
             None => Keyring::default(),
+        };
+        let signing_secret_ids = match lookup("REGIS_SIGNING_SECRET_IDS") {
+            Some(list) => regis_aws::secrets::parse_secret_ids(&list).map_err(|e| ConfigError::Invalid {
+                name: "REGIS_SIGNING_SECRET_IDS",
+                message: e.to_string(),
+            })?,
+            None => Vec::new(),
+        };
+        let flag = |name: &'static str| match get(name) {
+            Some(text) => parse_bool(&text).ok_or_else(|| ConfigError::Invalid {
+                name,
+                message: format!("{text:?} is not a boolean"),
+            }),
+            None => Ok(false),
+        };
+        let allow_unsigned = flag("REGIS_ALLOW_UNSIGNED")?;
+        if keyring.is_empty() && signing_secret_ids.is_empty() && !allow_unsigned {
+            return Err(ConfigError::Unsigned);
+        }
+        let tenants = match get("REGIS_TENANTS") {
+            Some(json) => Some(TenantRegistry::parse(&json).map_err(|e| ConfigError::Invalid {
+                name: "REGIS_TENANTS",
+                message: e.to_string(),
+            })?),
+            None if flag("REGIS_ALLOW_ANY_TENANT")? => None,
+            None => return Err(ConfigError::NoTenants),
         };
         let seconds = |name: &'static str, default: u64| match get(name) {
             Some(text) => text.trim().parse::<u64>().map_err(|e| ConfigError::Invalid {
@@ -105,16 +184,13 @@ impl ApplierConfig {
         Ok(Self {
             region: required("REGIS_REGION")?,
             redis_url: required("REGIS_REDIS_URL")?,
-            cluster: match get("REGIS_REDIS_CLUSTER") {
-                Some(text) => parse_bool(&text).ok_or_else(|| ConfigError::Invalid {
-                    name: "REGIS_REDIS_CLUSTER",
-                    message: format!("{text:?} is not a boolean"),
-                })?,
-                None => false,
-            },
+            cluster: flag("REGIS_REDIS_CLUSTER")?,
             dlq_url: required("REGIS_DLQ_URL")?,
             mode,
             keyring,
+            signing_secret_ids,
+            allow_unsigned,
+            tenants,
             tombstone_horizon: Duration::from_secs(horizon),
             sentry_dsn: get("SENTRY_DSN"),
             limits: DecodeLimits::default(),
@@ -178,11 +254,101 @@ mod tests {
         ApplierConfig::from_lookup(|name| map.get(name).cloned())
     }
 
-    const BASE: [(&str, &str); 3] = [
+    const KEY: &str = "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=:hotel-sg";
+    const TENANTS: &str = r#"{"hotel-sg": {"regions": ["eu-west-1"], "prefixes": ["hotel-sg:"]}}"#;
+
+    const BASE: [(&str, &str); 5] = [
         ("REGIS_REGION", "eu-west-1"),
         ("REGIS_REDIS_URL", "redis://127.0.0.1:6379"),
         ("REGIS_DLQ_URL", "http://127.0.0.1:4566/000000000000/dlq"),
+        ("REGIS_SIGNING_KEYS", KEY),
+        ("REGIS_TENANTS", TENANTS),
     ];
+
+    fn without(name: &str) -> Vec<(&'static str, &'static str)> {
+        BASE.iter().copied().filter(|(n, _)| *n != name).collect()
+    }
+
+    #[test]
+    fn no_keys_is_an_error_unless_unsigned_is_intended() {
+        assert_eq!(
+            config(&without("REGIS_SIGNING_KEYS")).unwrap_err(),
+            ConfigError::Unsigned
+        );
+        let mut pairs = without("REGIS_SIGNING_KEYS");
+        pairs.push(("REGIS_ALLOW_UNSIGNED", "false"));
+        assert_eq!(config(&pairs).unwrap_err(), ConfigError::Unsigned);
+        pairs.push(("REGIS_ALLOW_UNSIGNED", "true"));
+        let c = config(
+            &pairs[..pairs.len()]
+                .iter()
+                .filter(|p| *p != &("REGIS_ALLOW_UNSIGNED", "false"))
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(c.allow_unsigned && c.keyring.is_empty());
+        let mut pairs = without("REGIS_SIGNING_KEYS");
+        pairs.push((
+            "REGIS_SIGNING_SECRET_IDS",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:k1, k2",
+        ));
+        let c = config(&pairs).unwrap();
+        assert_eq!(
+            c.signing_secret_ids,
+            ["arn:aws:secretsmanager:eu-west-1:1:secret:k1", "k2"]
+        );
+    }
+
+    #[test]
+    fn empty_or_malformed_key_lists_are_errors() {
+        for (name, bad) in [
+            ("REGIS_SIGNING_KEYS", ","),
+            ("REGIS_SIGNING_KEYS", ""),
+            ("REGIS_SIGNING_KEYS", "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
+            ("REGIS_SIGNING_SECRET_IDS", ","),
+            ("REGIS_SIGNING_SECRET_IDS", "a,,b"),
+        ] {
+            let mut pairs = without("REGIS_SIGNING_KEYS");
+            pairs.push((name, bad));
+            pairs.push(("REGIS_ALLOW_UNSIGNED", "true"));
+            assert!(
+                matches!(config(&pairs), Err(ConfigError::Invalid { name: n, .. }) if n == name),
+                "{name}={bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_tenant_registry_is_an_error_unless_any_tenant_is_intended() {
+        assert_eq!(config(&without("REGIS_TENANTS")).unwrap_err(), ConfigError::NoTenants);
+        let mut pairs = without("REGIS_TENANTS");
+        pairs.push(("REGIS_ALLOW_ANY_TENANT", "true"));
+        assert_eq!(config(&pairs).unwrap().tenants, None);
+        let mut pairs = without("REGIS_TENANTS");
+        pairs.push(("REGIS_TENANTS", r#"{"hotel-sg": ["eu-west-1"]}"#));
+        assert!(matches!(
+            config(&pairs),
+            Err(ConfigError::Invalid {
+                name: "REGIS_TENANTS",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn keys_from_secrets_join_the_keyring_without_duplicate_ids() {
+        let mut c = config(&BASE).unwrap();
+        c.add_keys(vec![SigningKey::new("k2", vec![1; 32])]).unwrap();
+        assert_eq!(c.keyring.len(), 2);
+        assert!(matches!(
+            c.add_keys(vec![SigningKey::new("k1", vec![1; 32])]),
+            Err(ConfigError::Invalid {
+                name: "REGIS_SIGNING_SECRET_IDS",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn defaults_apply_when_only_required_settings_are_given() {
@@ -190,7 +356,9 @@ mod tests {
         assert_eq!(c.region, "eu-west-1");
         assert_eq!(c.mode, Mode::Lww);
         assert!(!c.cluster);
-        assert!(c.keyring.is_empty());
+        assert_eq!(c.keyring.len(), 1);
+        assert!(!c.allow_unsigned);
+        assert!(c.tenants.as_ref().is_some_and(|t| t.contains("hotel-sg")));
         assert_eq!(c.tombstone_horizon, Duration::from_secs(604_800));
         assert_eq!(c.sentry_dsn, None);
         assert_eq!(c.apply_budget, DEFAULT_APPLY_BUDGET_COMMANDS);
@@ -203,7 +371,6 @@ mod tests {
         pairs.extend([
             ("REGIS_MODE", "plain"),
             ("REGIS_REDIS_CLUSTER", "true"),
-            ("REGIS_SIGNING_KEYS", "k1:MDEyMzQ1Njc4OWFiY2RlZg=="),
             ("REGIS_TOMBSTONE_HORIZON_SECONDS", "7200"),
             ("SENTRY_DSN", "https://key@sentry.invalid/1"),
             ("REGIS_APPLY_BUDGET", "500"),
@@ -212,7 +379,6 @@ mod tests {
         let c = config(&pairs).unwrap();
         assert_eq!(c.mode, Mode::Plain);
         assert!(c.cluster);
-        assert!(!c.keyring.is_empty());
         assert_eq!(c.tombstone_horizon, Duration::from_secs(7200));
         assert_eq!(c.sentry_dsn.as_deref(), Some("https://key@sentry.invalid/1"));
         assert_eq!(c.apply_budget, 500);
@@ -221,7 +387,10 @@ mod tests {
 
     #[test]
     fn names_the_missing_or_bad_variable() {
-        assert_eq!(config(&BASE[..2]).unwrap_err(), ConfigError::Missing("REGIS_DLQ_URL"));
+        assert_eq!(
+            config(&without("REGIS_DLQ_URL")).unwrap_err(),
+            ConfigError::Missing("REGIS_DLQ_URL")
+        );
         let mut pairs = BASE.to_vec();
         pairs.push(("REGIS_MODE", "fast"));
         assert!(matches!(
@@ -269,7 +438,7 @@ mod tests {
                 ..
             })
         ));
-        let mut pairs = BASE.to_vec();
+        let mut pairs = without("REGIS_SIGNING_KEYS");
         pairs.push(("REGIS_SIGNING_KEYS", "nocolon"));
         assert!(matches!(
             config(&pairs),

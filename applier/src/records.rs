@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use regis_wire::{Batch, DecodeLimits, Keyring, Mode};
+use regis_wire::{Batch, DecodeLimits, Keyring, Mode, TenantRegistry};
 use tracing::{Instrument as _, info, info_span, warn};
 
 use crate::dlq::{DeadLetter, DeadLetterQueue};
@@ -198,6 +198,15 @@ pub struct Processor<A> {
     keyring: Keyring,
     budget_commands: usize,
     checks: Checks,
+    tenants: Option<TenantScope>,
+}
+
+/// The region an applier serves and the registry its batches' tenants are
+/// checked against.
+#[derive(Debug, Clone)]
+struct TenantScope {
+    region: String,
+    registry: TenantRegistry,
 }
 
 /// The bounds a last-writer-wins batch's versions are checked against, at
@@ -234,7 +243,22 @@ impl<A: Apply> Processor<A> {
             keyring,
             budget_commands: DEFAULT_APPLY_BUDGET_COMMANDS,
             checks: Checks::default(),
+            tenants: None,
         }
+    }
+
+    /// Checks every batch's tenant against `registry` for `region`: a
+    /// tenant not in the registry, not allowed in the region, or writing a
+    /// key outside its prefixes is parked whole as `tenant-denied`. Without
+    /// this call (the library's default, for tests) tenants are not
+    /// checked; the binaries always configure a registry unless told
+    /// explicitly that any tenant may write (`REGIS_ALLOW_ANY_TENANT`).
+    pub fn with_tenants(mut self, region: impl Into<String>, registry: TenantRegistry) -> Self {
+        self.tenants = Some(TenantScope {
+            region: region.into(),
+            registry,
+        });
+        self
     }
 
     /// Caps the commands handed to one [`Apply::apply`] call at
@@ -377,7 +401,9 @@ impl<A: Apply> Processor<A> {
     }
 
     /// Decodes one record and checks it before anything of it is applied:
-    /// the apply mode, the reserved namespace (both modes), and in
+    /// the signature and its key's tenants (in the decoder), the apply
+    /// mode, the tenant's region and key prefixes, the reserved namespace
+    /// (both modes), and in
     /// last-writer-wins mode the versions against the applier's clock
     /// `now_ms`: none further ahead than the clock-skew bound, none older
     /// than the tombstone horizon. Any refusal is permanent, for the whole
@@ -401,6 +427,14 @@ impl<A: Apply> Processor<A> {
                 batch.header.mode, mode
             );
             return Err(refused("mode-mismatch", detail, batch));
+        }
+        if let Some(scope) = &self.tenants {
+            if let Err(denied) = scope
+                .registry
+                .check(&batch.header.tenant, &scope.region, &batch.commands)
+            {
+                return Err(refused(denied.reason(), denied.to_string(), batch));
+            }
         }
         let checked = match mode {
             Mode::Plain => regis_wire::check_reserved_keys(&batch.commands),
@@ -708,5 +742,91 @@ mod tests {
             1,
             "the old batch reached Redis once only"
         );
+    }
+
+    const TENANTS: &str = r#"{"acme": {"regions": ["eu-west-1"], "prefixes": ["acme:"]},
+                              "hotel-sg": {"regions": ["*"], "prefixes": [""]}}"#;
+
+    fn with_tenants(p: Processor<SizeRecorder>, region: &str) -> Processor<SizeRecorder> {
+        p.with_tenants(region, TenantRegistry::parse(TENANTS).unwrap())
+    }
+
+    fn encoded(batch: &Batch, key: Option<&regis_wire::SigningKey>) -> Record {
+        let options = EncodeOptions {
+            signing_key: key.cloned(),
+            ..EncodeOptions::default()
+        };
+        Record {
+            message_id: format!("m-{}", batch.header.id),
+            body: regis_wire::encode(batch, &options).unwrap().text,
+            receive_count: 1,
+            source_queue: "q".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_outside_their_tenant_are_parked_whole_as_tenant_denied() {
+        let (p, dlq) = processor(100);
+        let p = with_tenants(p, "eu-west-1");
+        let good = batch_record("good", vec![set("acme:1", NOW_MS)]);
+        let foreign_key = batch_record("foreign", vec![set("acme:2", NOW_MS), set("hotel-sg:9", NOW_MS)]);
+        let mut unknown = regis_testkit::batches::batch("unknown", Mode::Lww, NOW_MS, vec![set("x", NOW_MS)]);
+        unknown.header.tenant = "globex".into();
+        let outcomes = p.process(&[good, foreign_key, encoded(&unknown, None)], NOW_MS).await;
+        assert!(matches!(outcomes[0], Outcome::Applied { .. }), "{:?}", outcomes[0]);
+        assert_eq!(reason(&outcomes[1]), "tenant-denied");
+        assert_eq!(reason(&outcomes[2]), "tenant-denied");
+        assert_eq!(
+            p.applier().calls.lock().unwrap().clone(),
+            vec![vec![1]],
+            "only the good batch"
+        );
+        let parked = dlq.messages("dlq");
+        let detail = &parked[0].attributes["detail"].value;
+        assert!(detail.contains("hotel-sg:9") && detail.contains("acme"), "{detail}");
+        assert!(parked[1].attributes["detail"].value.contains("globex"));
+
+        // The same batch, delivered in a region its tenant may not be in.
+        let (p, dlq) = processor(100);
+        let p = with_tenants(p, "ap-south-1");
+        let outcomes = p
+            .process(&[batch_record("elsewhere", vec![set("acme:1", NOW_MS)])], NOW_MS)
+            .await;
+        assert_eq!(reason(&outcomes[0]), "tenant-denied");
+        assert!(dlq.messages("dlq")[0].attributes["detail"].value.contains("ap-south-1"));
+        assert!(p.applier().calls.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_key_signs_only_for_its_tenants_and_two_keys_rotate() {
+        let old = regis_wire::SigningKey::new("old", vec![1; 32]).for_tenants(["acme"]);
+        let new = regis_wire::SigningKey::new("new", vec![2; 32]).for_tenants(["acme"]);
+        let other = regis_wire::SigningKey::new("sg", vec![3; 32]).for_tenants(["hotel-sg"]);
+        let p = Processor::new(
+            SizeRecorder {
+                calls: Mutex::new(Vec::new()),
+            },
+            DeadLetterQueue::new(Arc::new(MemoryQueue::new()), "dlq"),
+            DecodeLimits::default(),
+            Keyring::new(vec![old.clone(), new.clone(), other.clone()]),
+        );
+        let p = with_tenants(p, "eu-west-1");
+        let batch = |id: &str| regis_testkit::batches::batch(id, Mode::Lww, NOW_MS, vec![set("acme:1", NOW_MS)]);
+        let outcomes = p
+            .process(
+                &[
+                    encoded(&batch("by-old"), Some(&old)),
+                    encoded(&batch("by-new"), Some(&new)),
+                    encoded(&batch("by-other-tenant"), Some(&other)),
+                    encoded(&batch("unsigned"), None),
+                ],
+                NOW_MS,
+            )
+            .await;
+        assert!(matches!(outcomes[0], Outcome::Applied { .. }), "{:?}", outcomes[0]);
+        assert!(matches!(outcomes[1], Outcome::Applied { .. }), "{:?}", outcomes[1]);
+        assert_eq!(reason(&outcomes[2]), "key-not-for-tenant");
+        assert_eq!(reason(&outcomes[3]), "unsigned");
+        assert_eq!(p.applier().calls.lock().unwrap().clone(), vec![vec![1, 1]]);
     }
 }

@@ -8,7 +8,6 @@
 //! [`required`]). Where the file is comes from the caller (a
 //! flag, or [`ENV_FILE_VARIABLE`]); this module only reads and parses.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -63,9 +62,9 @@ pub struct Deployment {
     /// The regions, in rank (topology) order.
     #[serde(default)]
     pub regions: Vec<Region>,
-    /// Restricted tenants and the regions each may reach.
+    /// The tenant registry: regions and key prefixes per tenant.
     #[serde(default)]
-    pub tenants: HashMap<String, Vec<String>>,
+    pub tenants: regis_wire::TenantRegistry,
     /// The apply queues' visibility timeout, seconds.
     #[serde(default)]
     pub visibility_timeout_seconds: Option<u64>,
@@ -152,7 +151,7 @@ mod tests {
          "subscription_arn": "arn:s1"},
         {"name": "eu-west-1", "rank": 3}
       ],
-      "tenants": {"hotel-sg": ["ap-southeast-1", "ap-south-1"]}
+      "tenants": {"hotel-sg": {"regions": ["ap-southeast-1", "ap-south-1"], "prefixes": ["hotel-sg:"]}}
     }"#;
 
     #[test]
@@ -169,7 +168,10 @@ mod tests {
         let bare = env.region("eu-west-1").unwrap();
         assert_eq!((bare.rank, bare.queue_url.as_deref()), (3, None));
         assert!(env.region("us-east-1").is_none());
-        assert_eq!(env.tenants["hotel-sg"], ["ap-southeast-1", "ap-south-1"]);
+        assert_eq!(
+            env.tenants.get("hotel-sg").and_then(|t| t.regions()),
+            Some(&["ap-southeast-1".to_owned(), "ap-south-1".to_owned()][..])
+        );
         assert_eq!(env.endpoint(), Endpoint::local("http://127.0.0.1:4566"));
         assert_eq!(Deployment::default().endpoint(), Endpoint::aws());
     }

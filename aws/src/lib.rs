@@ -11,13 +11,15 @@
 //!   read one way by the operator's tool, the demo and the tests;
 //! * [`batch`]: the limits of SQS and SNS batch calls, as named constants
 //!   citing their AWS documents, and the one planner that splits messages
-//!   into calls within them.
+//!   into calls within them;
+//! * [`secrets`]: signing keys kept in AWS Secrets Manager.
 #![warn(missing_docs)]
 
 pub mod batch;
 pub mod deployment;
 pub mod queue;
 pub mod sdk;
+pub mod secrets;
 
 pub use batch::{BATCH_MAX_BYTES, BATCH_MAX_ENTRIES, plan_batches};
 pub use queue::{

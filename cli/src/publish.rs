@@ -23,7 +23,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, SigningKey, TenantPolicy};
+use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, SigningKey};
 use regis_wire::ParseError;
 use serde_json::json;
 
@@ -169,8 +169,9 @@ pub fn arn_region(arn: &str) -> Option<&str> {
 }
 
 /// Builds a publisher for the topic from flags and the environment file.
-/// The environment file's tenants become tenant policies, so a tenant's
-/// batches carry its allowed regions.
+/// The environment file's tenant registry is the publisher's, so a tenant's
+/// batches carry its allowed regions and keys outside its prefixes are
+/// refused before publishing.
 pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publisher, OpsError> {
     let (topic_arn, region) = topic.topic(env)?;
     let origin = topic.origin.clone().unwrap_or_else(|| region.clone());
@@ -180,11 +181,7 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
         .unwrap_or(0);
     let mut config = PublisherConfig::new(topic_arn, origin, rank);
     if let Some(env) = env {
-        for (tenant, regions) in &env.tenants {
-            config
-                .tenants
-                .insert(tenant.clone(), TenantPolicy::regions(regions.iter().cloned()));
-        }
+        config.tenants = env.tenants.clone();
     }
     if let Some(spec) = &topic.signing_key {
         config.signing_key = Some(SigningKey::parse(spec).map_err(|e| OpsError::invalid("--signing-key", e))?);

@@ -26,6 +26,7 @@
 //! Metrics are printed on stdout as CloudWatch embedded-metric lines, one
 //! per processed receive; logs go to stderr.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +41,7 @@ use regis_applier::records::{Apply, Outcome, Processor, Record};
 use regis_applier::{Applier, ApplierConfig};
 use regis_aws::batch::RECEIVE_MAX_WAIT_SECONDS;
 use regis_aws::{QueueAttribute, QueueClient, QueueError, ReceiveOptions, ReceivedMessage};
-use regis_wire::{DecodeLimits, Keyring, Mode};
+use regis_wire::Mode;
 use tokio::sync::watch;
 use tracing::{Instrument as _, info, info_span, warn};
 
@@ -78,9 +79,27 @@ pub struct WorkerArgs {
     /// Apply mode: `lww` (versioned, last writer wins) or `plain`.
     #[arg(long, env = "REGIS_MODE", default_value = "lww")]
     pub mode: Mode,
-    /// Comma-separated `id:base64secret`; when set, unsigned batches are refused.
+    /// Comma-separated `id:base64secret:tenant1|tenant2` (`*`: any tenant),
+    /// inline keys for local development; unsigned batches are then refused.
     #[arg(long, env = "REGIS_SIGNING_KEYS", hide_env_values = true)]
     pub signing_keys: Option<String>,
+    /// Comma-separated Secrets Manager secret ids (ARNs or names), one
+    /// signing key per secret, loaded at start.
+    #[arg(long, env = "REGIS_SIGNING_SECRET_IDS")]
+    pub signing_secret_ids: Option<String>,
+    /// Accept unsigned batches when no key is configured (without it, no
+    /// key is a configuration error).
+    #[arg(long, env = "REGIS_ALLOW_UNSIGNED")]
+    pub allow_unsigned: bool,
+    /// The tenant registry, inline JSON
+    /// (`{"t": {"regions": [...], "prefixes": [...]}}`): batches of tenants
+    /// not allowed in this region or outside their prefixes are parked.
+    #[arg(long, env = "REGIS_TENANTS")]
+    pub tenants: Option<String>,
+    /// Let any tenant write anything when no registry is given (without it,
+    /// no registry is a configuration error).
+    #[arg(long, env = "REGIS_ALLOW_ANY_TENANT")]
+    pub allow_any_tenant: bool,
     /// How long version bookkeeping outlives deleted data, in seconds.
     #[arg(long = "tombstone-horizon", env = "REGIS_TOMBSTONE_HORIZON_SECONDS", value_name = "SECONDS", default_value_t = DEFAULT_TOMBSTONE_HORIZON_SECONDS)]
     pub tombstone_horizon_seconds: u64,
@@ -111,18 +130,16 @@ pub struct WorkerArgs {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
-    /// `--signing-keys` cannot be read.
-    #[error("--signing-keys: {0}")]
-    SigningKeys(#[from] regis_wire::KeySpecError),
+    /// A setting is missing or cannot be read (named by its variable), or
+    /// a signing secret cannot be loaded.
+    #[error(transparent)]
+    Config(#[from] regis_applier::config::ConfigError),
     /// Redis cannot be reached or set up.
     #[error("cannot connect to Redis")]
     Redis(#[source] regis_applier::apply::ApplyError),
     /// The queue's attributes cannot be read.
     #[error("cannot read the queue's visibility timeout")]
     Queue(#[source] QueueError),
-    /// `--tombstone-horizon` is out of range.
-    #[error("--tombstone-horizon: {0}")]
-    Horizon(String),
     /// The queue has no usable `VisibilityTimeout` attribute.
     #[error("the queue reports no usable VisibilityTimeout")]
     NoVisibilityTimeout,
@@ -133,21 +150,34 @@ impl WorkerArgs {
     /// environment, here filled from the flags (which fall back to the same
     /// variables).
     pub fn applier_config(&self) -> Result<ApplierConfig, WorkerError> {
-        let tombstone_horizon = Duration::from_secs(self.tombstone_horizon_seconds);
-        regis_applier::config::check_horizon(tombstone_horizon).map_err(WorkerError::Horizon)?;
-        Ok(ApplierConfig {
-            region: self.region.clone(),
-            redis_url: self.redis_url.clone(),
-            cluster: self.cluster,
-            dlq_url: self.dlq_url.clone(),
-            mode: self.mode,
-            keyring: Keyring::parse(self.signing_keys.as_deref().unwrap_or_default())?,
-            tombstone_horizon,
-            sentry_dsn: self.sentry_dsn.clone(),
-            limits: DecodeLimits::default(),
-            apply_budget: self.apply_budget,
-            max_clock_skew: Duration::from_secs(self.max_clock_skew_seconds),
-        })
+        // One parser: the flags are handed to the Lambda's reader under
+        // their variables' names, so both check the same things.
+        let settings: HashMap<&str, String> = [
+            ("REGIS_REGION", Some(self.region.clone())),
+            ("REGIS_REDIS_URL", Some(self.redis_url.clone())),
+            ("REGIS_REDIS_CLUSTER", Some(self.cluster.to_string())),
+            ("REGIS_DLQ_URL", Some(self.dlq_url.clone())),
+            ("REGIS_MODE", Some(self.mode.to_string())),
+            ("REGIS_SIGNING_KEYS", self.signing_keys.clone()),
+            ("REGIS_SIGNING_SECRET_IDS", self.signing_secret_ids.clone()),
+            ("REGIS_ALLOW_UNSIGNED", Some(self.allow_unsigned.to_string())),
+            ("REGIS_TENANTS", self.tenants.clone()),
+            ("REGIS_ALLOW_ANY_TENANT", Some(self.allow_any_tenant.to_string())),
+            (
+                "REGIS_TOMBSTONE_HORIZON_SECONDS",
+                Some(self.tombstone_horizon_seconds.to_string()),
+            ),
+            (
+                "REGIS_MAX_CLOCK_SKEW_SECONDS",
+                Some(self.max_clock_skew_seconds.to_string()),
+            ),
+            ("SENTRY_DSN", self.sentry_dsn.clone()),
+            ("REGIS_APPLY_BUDGET", Some(self.apply_budget.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect();
+        Ok(ApplierConfig::from_lookup(|name| settings.get(name).cloned())?)
     }
 }
 
@@ -235,7 +265,13 @@ pub async fn serve(
     queues: Arc<dyn QueueClient>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<Summary, WorkerError> {
-    let config = args.applier_config()?;
+    let mut config = args.applier_config()?;
+    if !config.signing_secret_ids.is_empty() {
+        let sdk = regis_aws::sdk::config(&args.region, &regis_aws::sdk::Endpoint::aws()).await;
+        config
+            .load_signing_secrets(&regis_aws::secrets::secrets_manager(&sdk))
+            .await?;
+    }
     let applier = Applier::connect(&config, Arc::clone(&queues))
         .await
         .map_err(WorkerError::Redis)?;
@@ -450,6 +486,8 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use regis_applier::config::ConfigError;
+    use regis_wire::{DecodeLimits, Keyring};
 
     use super::*;
 
@@ -459,7 +497,9 @@ mod tests {
         worker: WorkerArgs,
     }
 
-    const REQUIRED: [&str; 9] = [
+    /// The settings without which nothing works; the worker still refuses
+    /// to start on them alone (no keys, no tenants).
+    const BARE: [&str; 9] = [
         "regis",
         "--region",
         "eu-west-1",
@@ -471,6 +511,23 @@ mod tests {
         "redis://127.0.0.1:6379",
     ];
 
+    /// A worker that starts: one inline key, one tenant.
+    const REQUIRED: [&str; 13] = [
+        "regis",
+        "--region",
+        "eu-west-1",
+        "--queue-url",
+        "http://127.0.0.1:4566/000000000000/q",
+        "--dlq-url",
+        "http://127.0.0.1:4566/000000000000/dlq",
+        "--redis-url",
+        "redis://127.0.0.1:6379",
+        "--signing-keys",
+        "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=:*",
+        "--tenants",
+        r#"{"acme": {"regions": ["*"], "prefixes": [""]}}"#,
+    ];
+
     #[test]
     fn defaults_follow_the_architecture_table() {
         let args = Cli::try_parse_from(REQUIRED).unwrap().worker;
@@ -480,7 +537,9 @@ mod tests {
         assert_eq!(args.wait_seconds, 20);
         assert_eq!(args.tombstone_horizon_seconds, 604_800);
         assert_eq!(args.visibility_timeout, None);
+        let args = Cli::try_parse_from(BARE).unwrap().worker;
         assert_eq!(args.signing_keys, None);
+        assert!(!args.allow_unsigned && !args.allow_any_tenant);
     }
 
     #[test]
@@ -552,11 +611,46 @@ mod tests {
         let mut argv = REQUIRED.to_vec();
         argv.extend(["--tombstone-horizon", "60"]);
         let err = Cli::try_parse_from(argv).unwrap().worker.applier_config().unwrap_err();
-        assert!(matches!(err, WorkerError::Horizon(_)), "{err}");
-        let mut argv = REQUIRED.to_vec();
-        argv.extend(["--signing-keys", "nocolon"]);
-        let err = Cli::try_parse_from(argv).unwrap().worker.applier_config().unwrap_err();
-        assert!(matches!(err, WorkerError::SigningKeys(_)), "{err}");
+        assert!(err.to_string().contains("REGIS_TOMBSTONE_HORIZON_SECONDS"), "{err}");
+        for (flag, value) in [
+            ("--signing-keys", "nocolon"),
+            ("--signing-keys", ","),
+            ("--signing-secret-ids", ","),
+        ] {
+            let mut argv = BARE.to_vec();
+            argv.push("--allow-any-tenant");
+            argv.extend([flag, value]);
+            let err = Cli::try_parse_from(argv).unwrap().worker.applier_config().unwrap_err();
+            assert!(
+                matches!(err, WorkerError::Config(ConfigError::Invalid { .. })),
+                "{flag} {value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_worker_without_keys_or_tenants_refuses_to_start_unless_told() {
+        let parse = |extra: &[&str]| {
+            let mut argv: Vec<&str> = BARE.to_vec();
+            argv.extend(extra);
+            Cli::try_parse_from(argv).unwrap().worker.applier_config()
+        };
+        assert!(matches!(parse(&[]), Err(WorkerError::Config(ConfigError::Unsigned))));
+        assert!(matches!(
+            parse(&["--allow-unsigned"]),
+            Err(WorkerError::Config(ConfigError::NoTenants))
+        ));
+        let config = parse(&["--allow-unsigned", "--allow-any-tenant"]).unwrap();
+        assert!(config.keyring.is_empty() && config.tenants.is_none());
+        let config = parse(&[
+            "--signing-secret-ids",
+            "k1,k2",
+            "--tenants",
+            r#"{"t": {"regions": ["*"], "prefixes": [""]}}"#,
+        ])
+        .unwrap();
+        assert_eq!(config.signing_secret_ids, ["k1", "k2"]);
+        assert!(config.tenants.is_some_and(|t| t.contains("t")));
     }
 
     /// Applies every batch, or fails every batch retryably while `down`;
@@ -708,7 +802,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         queues.fail_calls(false);
         // The loop reads the system clock: a batch of now.
-        push(&queues, regis_testkit::batches::set_batch_text("b1", Mode::Lww, now_ms(), 1));
+        push(
+            &queues,
+            regis_testkit::batches::set_batch_text("b1", Mode::Lww, now_ms(), 1),
+        );
         // The loop recovers after its back-off and applies the message.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while w.counters.summary().applied == 0 && tokio::time::Instant::now() < deadline {

@@ -2,12 +2,11 @@
 //! the demo and the end-to-end suite need it, complete, and clients for
 //! what it describes. The file is read by [`regis_aws::deployment`].
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use regis_aws::deployment::{self, Deployment, DeploymentError, required};
-use regis_publisher::{AwsSns, ConfigError, Publisher, PublisherConfig, TenantPolicy};
+use regis_publisher::{AwsSns, ConfigError, Publisher, PublisherConfig, TenantRegistry};
 
 /// The local environment.
 #[derive(Debug, Clone)]
@@ -20,8 +19,8 @@ pub struct Env {
     pub topic_region: String,
     /// The regions, in topology order.
     pub regions: Vec<Region>,
-    /// Restricted tenants and the regions each may reach.
-    pub tenants: HashMap<String, Vec<String>>,
+    /// The tenant registry: each tenant's regions and key prefixes.
+    pub tenants: TenantRegistry,
     /// The apply queues' visibility timeout.
     pub visibility_timeout_seconds: u64,
     /// Receives before SQS moves a message to the DLQ.
@@ -127,7 +126,10 @@ impl Env {
 
     /// Regions the topology allows `tenant` in (all of them when unrestricted).
     pub fn regions_of(&self, tenant: &str) -> Vec<String> {
-        self.tenants.get(tenant).cloned().unwrap_or_else(|| self.region_names())
+        match self.tenants.get(tenant).and_then(|t| t.regions()) {
+            Some(regions) => regions.to_vec(),
+            None => self.region_names(),
+        }
     }
 
     /// How long a message a worker failed on stays invisible.
@@ -151,11 +153,7 @@ impl Env {
         let origin = self.region(&self.topic_region);
         let mut config = PublisherConfig::new(&self.topic_arn, &origin.name, origin.rank);
         config.default_tenant = Some(default_tenant.to_owned());
-        for (tenant, regions) in &self.tenants {
-            config
-                .tenants
-                .insert(tenant.clone(), TenantPolicy::regions(regions.clone()));
-        }
+        config.tenants = self.tenants.clone();
         let sns = AwsSns::from_sdk_config(&self.sdk_config(&origin.name).await);
         Publisher::new(config, sns)
     }
@@ -182,7 +180,7 @@ mod tests {
         {"name": "ap-southeast-1", "rank": 1, "queue_url": "http://q1", "queue_arn": "arn:q1",
          "dlq_url": "http://d1", "dlq_arn": "arn:d1", "redis_url": "redis://127.0.0.1:6401"}
       ],
-      "tenants": {"hotel-sg": ["ap-southeast-1"]}
+      "tenants": {"hotel-sg": {"regions": ["ap-southeast-1"], "prefixes": [""]}}
     }"#;
 
     #[test]

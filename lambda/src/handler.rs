@@ -316,7 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn signed_batches_are_required_when_keys_are_configured() {
-        let keyring = Keyring::parse("k1:MDEyMzQ1Njc4OWFiY2RlZg==").unwrap();
+        let keyring = Keyring::parse("k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=:*").unwrap();
         let (p, dlq) = processor_with(FakeApply::new(Mode::Lww, None), keyring);
         let response = handle_event(
             &p,

@@ -3,7 +3,8 @@
 //! Triggered by the region's SQS queue through an event source mapping with
 //! `ReportBatchItemFailures`. `main` only assembles: it reads the
 //! configuration from the environment once (the "Applier configuration"
-//! table in `docs/ARCHITECTURE.md`), sets up logging and Sentry, builds the
+//! table in `docs/ARCHITECTURE.md`), sets up logging and Sentry, loads the
+//! signing keys from Secrets Manager (`REGIS_SIGNING_SECRET_IDS`), builds the
 //! [`Applier`] once per execution environment and hands each invocation to
 //! [`handler::handle_event`].
 //!
@@ -43,8 +44,14 @@ fn main() -> Result<(), Error> {
         .block_on(serve(config))
 }
 
-async fn serve(config: ApplierConfig) -> Result<(), Error> {
-    let queues = Arc::new(SqsQueue::new(&sdk::config(&config.region, &Endpoint::aws()).await));
+async fn serve(mut config: ApplierConfig) -> Result<(), Error> {
+    let sdk = sdk::config(&config.region, &Endpoint::aws()).await;
+    if !config.signing_secret_ids.is_empty() {
+        config
+            .load_signing_secrets(&regis_aws::secrets::secrets_manager(&sdk))
+            .await?;
+    }
+    let queues = Arc::new(SqsQueue::new(&sdk));
     let applier = Applier::connect(&config, queues).await?;
     let applier = &applier;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

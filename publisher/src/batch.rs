@@ -14,11 +14,10 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use regis_wire::{
     BatchHeader, CommandList, Compression, DecodeLimits, ENVELOPE_OVERHEAD_BYTES, EncodeError, EncodeOptions, Keyring,
-    Limit, Mode, SigningKey, VersionedCommand, encode_owned_list,
+    Limit, Mode, SigningKey, Tenant, TenantDenied, VersionedCommand, encode_owned_list,
 };
 
 use crate::clock::Clock;
-use crate::config::TenantPolicy;
 use crate::error::{DeliveryError, FailureCause, PublishError};
 use crate::receipt::{BatchSlot, Tracker};
 use crate::sns::{Attribute, OutgoingMessage, routing_attributes};
@@ -64,19 +63,13 @@ pub(crate) struct TenantInfo {
     /// Upper bound of a message's size apart from its command payload:
     /// envelope, header strings, signature and attributes.
     pub(crate) fixed_bytes: usize,
-    key_prefix: Option<Vec<u8>>,
+    /// `None`: an unknown tenant let through (any key).
+    rule: Option<Tenant>,
 }
 
 impl TenantInfo {
-    pub(crate) fn new(
-        name: &str,
-        policy: Option<&TenantPolicy>,
-        origin: &str,
-        signing_key: Option<&SigningKey>,
-    ) -> Self {
-        let regions = policy
-            .and_then(|p| p.regions.clone())
-            .unwrap_or_else(|| vec!["*".to_owned()]);
+    pub(crate) fn new(name: &str, rule: Option<&Tenant>, origin: &str, signing_key: Option<&SigningKey>) -> Self {
+        let regions = rule.map_or_else(|| Tenant::unrestricted().region_attribute(), Tenant::region_attribute);
         let attributes = routing_attributes(name, origin, regions);
         let attribute_bytes = attributes.iter().map(Attribute::size).sum::<usize>();
         let fixed_bytes = ENVELOPE_OVERHEAD_BYTES
@@ -91,18 +84,18 @@ impl TenantInfo {
             attributes: attributes.into(),
             attribute_bytes,
             fixed_bytes,
-            key_prefix: policy.and_then(|p| p.key_prefix.clone()),
+            rule: rule.cloned(),
         }
     }
 
-    /// Refuses keys outside the tenant's prefix.
+    /// Refuses keys outside the tenant's prefixes, as the appliers would.
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), PublishError> {
-        match &self.key_prefix {
-            Some(prefix) if !key.starts_with(prefix) => Err(PublishError::KeyOutsidePrefix {
+        match &self.rule {
+            Some(rule) if !rule.allows_key(key) => Err(PublishError::TenantDenied(TenantDenied::Key {
                 tenant: self.name.to_string(),
-                key: String::from_utf8_lossy(key).into_owned(),
-                prefix: String::from_utf8_lossy(prefix).into_owned(),
-            }),
+                index: 0,
+                key: key.to_vec(),
+            })),
             _ => Ok(()),
         }
     }

@@ -1,11 +1,10 @@
 //! Publisher configuration, with defaults and validation.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use regis_wire::{
     Compression, DEFAULT_MAX_CLOCK_SKEW_MS, DecodeLimits, Mode, SNS_DEFAULT_MAX_MESSAGE_BYTES, SNS_MAX_MESSAGE_BYTES,
-    SigningKey,
+    SigningKey, TenantRegistry,
 };
 
 use crate::error::ConfigError;
@@ -13,39 +12,6 @@ use crate::error::ConfigError;
 /// Smallest accepted `max_message_bytes`: below this the envelope and the
 /// attributes leave no room for commands.
 pub const MIN_MESSAGE_BYTES: usize = 1024;
-
-/// Where a tenant's data may go and which keys it may write.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TenantPolicy {
-    /// The regions the tenant's batches may reach (the `regions` message
-    /// attribute that subscription filter policies match); `None` for all
-    /// regions (`["*"]`).
-    pub regions: Option<Vec<String>>,
-    /// When set, every key the tenant writes must start with it.
-    pub key_prefix: Option<Vec<u8>>,
-}
-
-impl TenantPolicy {
-    /// All regions, any key.
-    pub fn unrestricted() -> Self {
-        Self::default()
-    }
-
-    /// Only these regions.
-    pub fn regions<I: IntoIterator<Item = S>, S: Into<String>>(regions: I) -> Self {
-        Self {
-            regions: Some(regions.into_iter().map(Into::into).collect()),
-            key_prefix: None,
-        }
-    }
-
-    /// Restricts the tenant's keys to a prefix.
-    pub fn with_key_prefix(mut self, prefix: impl Into<Vec<u8>>) -> Self {
-        self.key_prefix = Some(prefix.into());
-        self
-    }
-}
 
 /// What `publish` does when the send buffer is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,10 +70,13 @@ pub struct PublisherConfig {
     /// The tenant of [`crate::Publisher::publish`] (the `*_for` methods name
     /// one explicitly).
     pub default_tenant: Option<String>,
-    /// Known tenants and their policies.
-    pub tenants: HashMap<String, TenantPolicy>,
+    /// The tenant registry shared with the appliers and the deployment
+    /// (`regis_wire::TenantRegistry`): each tenant's regions (the `regions`
+    /// attribute) and key prefixes (checked by `publish`).
+    pub tenants: TenantRegistry,
     /// Whether tenants not in `tenants` may publish. They are then
-    /// unrestricted (all regions, any key). Default: true.
+    /// unrestricted here (all regions, any key), and refused by every
+    /// applier that has a registry. Default: false.
     pub allow_unknown_tenants: bool,
     /// The topic's maximum message size, attributes included (256 KiB by
     /// default, at most 1 MiB).
@@ -116,7 +85,9 @@ pub struct PublisherConfig {
     pub linger: Duration,
     /// Compression of the command list (default: zstd when it helps).
     pub compression: Compression,
-    /// Key to sign every batch with.
+    /// Key to sign every batch with (load it from Secrets Manager with
+    /// [`crate::load_signing_key`]). A tenant it is not bound to is refused
+    /// by `publish`, as the appliers would refuse its batches.
     pub signing_key: Option<SigningKey>,
     /// Cap on the serialized bytes of commands accepted but not yet
     /// acknowledged by SNS (default 64 MiB).
@@ -154,8 +125,8 @@ impl PublisherConfig {
             origin_region: origin_region.into(),
             origin_rank,
             default_tenant: None,
-            tenants: HashMap::new(),
-            allow_unknown_tenants: true,
+            tenants: TenantRegistry::new(),
+            allow_unknown_tenants: false,
             max_message_bytes: SNS_DEFAULT_MAX_MESSAGE_BYTES,
             linger: Duration::from_millis(5),
             compression: Compression::default(),
@@ -215,13 +186,13 @@ impl PublisherConfig {
                 why: "must not exceed limits.max_elements_per_batch",
             });
         }
-        for (name, policy) in &self.tenants {
+        for name in self.tenants.names() {
             if name.is_empty() {
                 return Err(ConfigError::Empty("tenant name"));
             }
-            if let Some(regions) = &policy.regions {
+            if let Some(regions) = self.tenants.get(name).and_then(|t| t.regions()) {
                 if regions.is_empty() || regions.iter().any(String::is_empty) {
-                    return Err(ConfigError::NoRegions(name.clone()));
+                    return Err(ConfigError::NoRegions(name.to_owned()));
                 }
             }
         }
@@ -229,7 +200,7 @@ impl PublisherConfig {
             if tenant.is_empty() {
                 return Err(ConfigError::Empty("default_tenant"));
             }
-            if !self.allow_unknown_tenants && !self.tenants.contains_key(tenant) {
+            if !self.allow_unknown_tenants && !self.tenants.contains(tenant) {
                 return Err(ConfigError::UnknownDefaultTenant(tenant.clone()));
             }
         }
@@ -239,6 +210,8 @@ impl PublisherConfig {
 
 #[cfg(test)]
 mod tests {
+    use regis_wire::Tenant;
+
     use super::*;
 
     fn config() -> PublisherConfig {
@@ -271,21 +244,15 @@ mod tests {
     #[test]
     fn bad_tenants_are_refused() {
         let mut c = config();
-        c.tenants.insert(
-            "acme".into(),
-            TenantPolicy {
-                regions: Some(vec![]),
-                key_prefix: None,
-            },
-        );
+        c.tenants.insert("acme", Tenant::new(Some(vec![]), vec![Vec::new()]));
         assert_eq!(c.validate(), Err(ConfigError::NoRegions("acme".into())));
         let mut c = config();
-        c.allow_unknown_tenants = false;
+        assert!(!c.allow_unknown_tenants, "unknown tenants are refused by default");
         c.default_tenant = Some("ghost".into());
         assert_eq!(c.validate(), Err(ConfigError::UnknownDefaultTenant("ghost".into())));
         c.tenants.insert(
-            "ghost".into(),
-            TenantPolicy::regions(["eu-west-1"]).with_key_prefix("g:"),
+            "ghost",
+            Tenant::new(Some(vec!["eu-west-1".into()]), vec![b"g:".to_vec()]),
         );
         c.validate().unwrap();
     }

@@ -52,15 +52,18 @@ pub enum PublishError {
     /// The tenant is not configured and unknown tenants are refused.
     #[error("unknown tenant {0:?}")]
     UnknownTenant(String),
-    /// The key is outside the key prefix the tenant is restricted to.
-    #[error("key {key:?} is outside tenant {tenant:?}'s key prefix {prefix:?}")]
-    KeyOutsidePrefix {
+    /// The tenant registry refuses the command (a key outside the
+    /// tenant's prefixes).
+    #[error(transparent)]
+    TenantDenied(#[from] regis_wire::TenantDenied),
+    /// The signing key is not bound to the tenant: every applier would
+    /// refuse the batch (`key-not-for-tenant`).
+    #[error("signing key {key:?} may not sign for tenant {tenant:?}")]
+    KeyNotForTenant {
+        /// The key id.
+        key: String,
         /// The tenant.
         tenant: String,
-        /// The key (lossy UTF-8).
-        key: String,
-        /// The prefix (lossy UTF-8).
-        prefix: String,
     },
     /// The key is in the applier's reserved namespace (`regis:`, except
     /// `regis:probe:`): every applier would refuse the batch.

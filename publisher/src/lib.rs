@@ -8,13 +8,18 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, TenantPolicy};
+//! use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, TenantRegistry};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let sdk = aws_config::load_from_env().await;
 //! let mut config = PublisherConfig::new("arn:aws:sns:ap-southeast-1:123456789012:regis", "ap-southeast-1", 1);
 //! config.default_tenant = Some("hotel-sg".into());
-//! config.tenants.insert("hotel-sg".into(), TenantPolicy::regions(["ap-southeast-1", "ap-south-1"]));
+//! // The registry the appliers enforce (REGIS_TENANTS), and the tenant's key from Secrets Manager.
+//! config.tenants = TenantRegistry::parse(
+//!     r#"{"hotel-sg": {"regions": ["ap-southeast-1", "ap-south-1"], "prefixes": ["room:", "session:"]}}"#,
+//! )?;
+//! let secrets = regis_publisher::secrets_manager(&sdk);
+//! config.signing_key = Some(regis_publisher::load_signing_key(&secrets, "regis/signing/hotel-sg").await?);
 //! let publisher = Publisher::new(config, AwsSns::from_sdk_config(&sdk))?;
 //!
 //! // Returns as soon as the command is in a batch.
@@ -90,12 +95,13 @@ mod stats;
 pub use aws::{ATTEMPT_TIMEOUT, AwsSns};
 pub use batch::{MAX_BATCH_COMMANDS, MAX_BATCH_ELEMENTS, MAX_BATCH_JSON_BYTES};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{MIN_MESSAGE_BYTES, Overflow, PublisherConfig, RetryPolicy, TenantPolicy};
+pub use config::{MIN_MESSAGE_BYTES, Overflow, PublisherConfig, RetryPolicy};
 pub use error::{ConfigError, DeliveryError, FailureCause, FlushError, PublishError, SnsError};
 pub use memory::{EntryFault, MemorySns, RecordedMessage};
 pub use publisher::{Publisher, PublisherBuilder};
 pub use receipt::Receipt;
-pub use regis_wire::{Command, Compression, Mode, SigningKey};
+pub use regis_aws::secrets::{SecretError, SecretSource, load_signing_key, secrets_manager};
+pub use regis_wire::{Command, Compression, Mode, SigningKey, Tenant, TenantRegistry};
 pub use sns::{
     Attribute, AttributeValue, BatchOutcome, EntryFailure, OutgoingMessage, PUBLISH_BATCH_MAX_ENTRIES, SnsClient,
     message_size, routing_attributes,

@@ -89,11 +89,16 @@ impl PublisherBuilder {
         let key = config.signing_key.as_ref();
         let tenants = config
             .tenants
-            .iter()
-            .map(|(name, policy)| {
+            .names()
+            .map(|name| {
                 (
-                    name.clone(),
-                    Arc::new(TenantInfo::new(name, Some(policy), &config.origin_region, key)),
+                    name.to_owned(),
+                    Arc::new(TenantInfo::new(
+                        name,
+                        config.tenants.get(name),
+                        &config.origin_region,
+                        key,
+                    )),
                 )
             })
             .collect();
@@ -195,6 +200,14 @@ struct State {
 
 impl Shared {
     fn tenant(&self, name: &str) -> Result<Arc<TenantInfo>, PublishError> {
+        if let Some(key) = &self.config.signing_key {
+            if !key.tenants().allows(name) {
+                return Err(PublishError::KeyNotForTenant {
+                    key: key.id.clone(),
+                    tenant: name.to_owned(),
+                });
+            }
+        }
         if let Some(info) = self.tenants.get(name) {
             return Ok(Arc::clone(info));
         }

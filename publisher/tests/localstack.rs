@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, TenantPolicy};
+use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, Tenant};
 use regis_testkit::localstack::{self, Queue};
 use regis_wire::{DecodeLimits, Keyring};
 
@@ -142,12 +142,13 @@ async fn thousands_of_commands_reach_both_regions_in_few_messages() {
     let mut config = PublisherConfig::new(topic_arn.clone(), TOPIC_REGION, 1);
     config.max_message_bytes = MAX_MESSAGE_BYTES;
     config.default_tenant = Some("hotel-sg".into());
-    config
-        .tenants
-        .insert("hotel-sg".into(), TenantPolicy::regions(["ap-south-1", "eu-west-1"]));
     config.tenants.insert(
-        "hotel-eu".into(),
-        TenantPolicy::regions(["eu-west-1"]).with_key_prefix("eu:"),
+        "hotel-sg",
+        Tenant::new(Some(vec!["ap-south-1".into(), "eu-west-1".into()]), vec![Vec::new()]),
+    );
+    config.tenants.insert(
+        "hotel-eu",
+        Tenant::new(Some(vec!["eu-west-1".into()]), vec![b"eu:".to_vec()]),
     );
     let sdk = localstack::sdk_config(TOPIC_REGION).await;
     let publisher = Publisher::builder(config, AwsSns::from_sdk_config(&sdk))

@@ -395,6 +395,7 @@ pub fn decode(text: &str, limits: &DecodeLimits, keys: &Keyring) -> Result<Batch
             &sig.kid,
             &sig.mac,
             &signed_parts(&header, &ts, &env.enc, &n, raw_payload.as_bytes()),
+            &header.tenant,
         )?;
     }
     let json: Cow<'_, [u8]> = match env.enc.as_ref() {

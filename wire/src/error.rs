@@ -193,6 +193,15 @@ pub enum DecodeError {
     /// The signature does not match the content.
     #[error("bad signature (key id {0:?})")]
     BadSignature(String),
+    /// The signature is good, but its key is not bound to the batch's
+    /// tenant. Reason `key-not-for-tenant`.
+    #[error("signing key {key:?} may not sign for tenant {tenant:?}")]
+    KeyNotForTenant {
+        /// The key id.
+        key: String,
+        /// The batch's tenant.
+        tenant: String,
+    },
 }
 
 impl DecodeError {
@@ -213,6 +222,7 @@ impl DecodeError {
             Self::Unsigned => "unsigned",
             Self::UnknownKey(_) => "unknown-key",
             Self::BadSignature(_) => "bad-signature",
+            Self::KeyNotForTenant { .. } => "key-not-for-tenant",
         }
     }
 }

@@ -40,6 +40,7 @@ mod error;
 mod limits;
 mod raw;
 mod signing;
+mod tenants;
 mod version;
 
 pub use batch::{Batch, BatchHeader, FORMAT_VERSION, Mode};
@@ -57,5 +58,6 @@ pub use limits::{
     MAX_ELEMENTS_PER_COMMAND, MAX_EXPIRE_AT_MS, MAX_HORIZON_MS, MAX_MESSAGE_BYTES, MAX_VALUE_BYTES,
 };
 pub use raw::{parse_command, split_line};
-pub use signing::{KeySpecError, Keyring, SigningKey};
+pub use signing::{KeySpecError, KeyTenants, Keyring, MIN_SECRET_BYTES, SigningKey};
+pub use tenants::{ANY_REGION, Tenant, TenantDenied, TenantRegistry, TenantSpecError};
 pub use version::{ClockError, DEFAULT_MAX_CLOCK_SKEW_MS, HybridClock, MAX_VERSION_MILLIS, SORTABLE_LEN, Version};

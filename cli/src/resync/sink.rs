@@ -189,9 +189,10 @@ pub async fn open(args: &ResyncArgs, env: Option<&LocalEnv>, origin: &str) -> Re
         return Ok(Sink::queue(queue, url, &args.tenant, origin));
     }
     let (topic_arn, region) = args.topic.topic(env)?;
-    let regions = env
-        .and_then(|e| e.tenants.get(&args.tenant).cloned())
-        .unwrap_or_else(|| vec!["*".to_owned()]);
+    let regions = env.and_then(|e| e.tenants.get(&args.tenant)).map_or_else(
+        || vec![regis_wire::ANY_REGION.to_owned()],
+        regis_wire::Tenant::region_attribute,
+    );
     let sns = Arc::new(AwsSns::from_sdk_config(&sdk_config(&region, env).await));
     Ok(Sink::topic(sns, topic_arn, &args.tenant, origin, regions))
 }

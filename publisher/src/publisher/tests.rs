@@ -14,7 +14,7 @@ use tokio::time::{Instant, timeout};
 
 use crate::{
     AttributeValue, EntryFault, FailureCause, ManualClock, MemorySns, Overflow, PublishError, Publisher,
-    PublisherConfig, SnsError, TenantPolicy, message_size,
+    PublisherConfig, SnsError, Tenant, message_size,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -22,6 +22,8 @@ const T0: u64 = 1_700_000_000_000;
 fn config() -> PublisherConfig {
     let mut c = PublisherConfig::new("arn:aws:sns:ap-southeast-1:000000000000:regis", "ap-southeast-1", 3);
     c.default_tenant = Some("acme".into());
+    // Most tests publish for tenants they make up.
+    c.allow_unknown_tenants = true;
     c
 }
 
@@ -82,7 +84,8 @@ async fn no_message_over_the_limit_attributes_included_uncompressed() {
     c.max_message_bytes = 4096;
     // Large attributes: a limit that ignored them would be overrun.
     let regions: Vec<String> = (0..30).map(|i| format!("region-{i:02}")).collect();
-    c.tenants.insert("acme".into(), TenantPolicy::regions(regions.clone()));
+    c.tenants
+        .insert("acme", Tenant::new(Some(regions.clone()), vec![Vec::new()]));
     let (publisher, _) = start(c, &sns);
     for i in 0..500 {
         publisher.publish(set(i, vec![b'v'; 40 + i % 50])).await.unwrap();
@@ -491,10 +494,9 @@ async fn raw_commands_refuse_non_idempotent_writes_and_make_expiry_absolute() {
 async fn tenant_policies_restrict_keys_and_regions() {
     let sns = Arc::new(MemorySns::new());
     let mut c = config();
-    c.tenants.insert(
-        "acme".into(),
-        TenantPolicy::regions(["eu-west-1"]).with_key_prefix("acme:"),
-    );
+    c.tenants =
+        regis_wire::TenantRegistry::parse(r#"{"acme": {"regions": ["eu-west-1"], "prefixes": ["acme:", "shared:"]}}"#)
+            .unwrap();
     let (publisher, _) = start(c.clone(), &sns);
     let error = publisher
         .publish(Command::Del {
@@ -502,14 +504,17 @@ async fn tenant_policies_restrict_keys_and_regions() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(error, PublishError::KeyOutsidePrefix { .. }), "{error}");
+    assert!(
+        matches!(&error, PublishError::TenantDenied(d) if d.reason() == "tenant-denied"),
+        "{error}"
+    );
     publisher
         .publish(Command::Del {
             key: b"acme:1".to_vec(),
         })
         .await
         .unwrap();
-    // Unknown tenants are unrestricted by default.
+    // Unknown tenants, when allowed, are unrestricted.
     publisher
         .publish_for(
             "globex",
@@ -535,7 +540,7 @@ async fn tenant_policies_restrict_keys_and_regions() {
         assert_eq!(attribute(m, "origin"), AttributeValue::String("ap-southeast-1".into()));
     }
 
-    c.allow_unknown_tenants = false;
+    c.allow_unknown_tenants = PublisherConfig::new("t", "r", 1).allow_unknown_tenants;
     let (strict, _) = start(c, &sns);
     let error = strict
         .publish_for("globex", Command::Del { key: b"k".to_vec() })
@@ -638,6 +643,22 @@ async fn dropping_the_last_handle_still_delivers() {
     drop(publisher);
     timeout(Duration::from_secs(10), receipt).await.unwrap().unwrap();
     assert_eq!(sns.accepted(), 1);
+}
+
+#[tokio::test]
+async fn a_key_bound_to_tenants_refuses_the_others() {
+    let sns = Arc::new(MemorySns::new());
+    let mut c = config();
+    c.signing_key = Some(SigningKey::new("k1", vec![7; 32]).for_tenants(["acme"]));
+    let (publisher, _) = start(c, &sns);
+    publisher.publish(set(1, "v")).await.unwrap();
+    let error = publisher.publish_for("globex", set(2, "v")).await.unwrap_err();
+    assert!(
+        matches!(&error, PublishError::KeyNotForTenant { key, tenant } if key == "k1" && tenant == "globex"),
+        "{error}"
+    );
+    publisher.flush().await.unwrap();
+    assert_eq!(sns.messages().len(), 1);
 }
 
 #[tokio::test]
