@@ -355,7 +355,7 @@ def _coalesce(*args: Any) -> Any:
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "jsonencode": lambda v: json.dumps(v, separators=(",", ":"), default=str),
+    "jsonencode": lambda v: _jsonencode(v),
     "jsondecode": json.loads,
     "merge": lambda *ms: {k: v for m in ms if m for k, v in m.items()},
     "length": len,
@@ -423,6 +423,14 @@ def _describe(v: Any) -> str:
     if isinstance(v, Unknown):
         return v.address
     return json.dumps(v, default=str)
+
+
+def _jsonencode(v: Any) -> str:
+    """Terraform's jsonencode, but for the order of keys (Terraform sorts
+    them; the length is the same): compact, non-ASCII kept as is, and <, >,
+    & escaped (as Go's encoder does), so a text's length is Terraform's."""
+    text = json.dumps(v, separators=(",", ":"), default=str, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _one(items: list) -> Any:
