@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -119,6 +122,63 @@ class TenantRegistry(unittest.TestCase):
         self.assertTrue(validation_passes(REGION_MODULE, "tenants", big))
         self.assertGreater(module.local("lambda_environment_bytes"), 4096)
         self.assertIs(lambda_precondition(module, "4 KB"), False)
+
+
+@unittest.skipUnless(shutil.which("terraform"), "terraform is not installed")
+class TerraformItselfValidates(unittest.TestCase):
+    """The validations as Terraform evaluates them, which hcl_eval only
+    approximates (Terraform's types: a list(string) is never equal to the
+    tuple ["*"], for one). A folder holding only a module's variables needs
+    no provider, so `terraform plan` runs offline."""
+
+    def plan(self, module: str, values: dict) -> tuple[bool, str]:
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copy(os.path.join(module, "variables.tf"), tmp)
+            with open(os.path.join(tmp, "values.tfvars.json"), "w", encoding="utf-8") as f:
+                json.dump(values, f)
+            env = dict(os.environ, TF_CLI_CONFIG_FILE=os.devnull, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+            run = subprocess.run(
+                ["terraform", "plan", "-input=false", "-no-color", "-lock=false", "-var-file=values.tfvars.json"],
+                cwd=tmp, env=env, capture_output=True, text=True, timeout=120,
+            )
+            return run.returncode == 0, run.stdout + run.stderr
+
+    def region(self, **values) -> tuple[bool, str]:
+        return self.plan(REGION_MODULE, {"region": "eu-west-1", "topic_arns": ["arn:aws:sns:eu-west-1:123456789012:t"], **values})
+
+    def test_the_registry(self):
+        ok, out = self.region(tenants=REGISTRY)
+        self.assertTrue(ok, out)
+        for bad, says in (
+            ({"t": {"regions": ["*", "eu-west-1"], "prefixes": [""]}}, "regions must be"),
+            ({"t": {"regions": [], "prefixes": [""]}}, "regions must be"),
+            ({"t": {"regions": ["eu-west-1"], "prefixes": []}}, "key prefixes"),
+            ({"t": {"regions": ["*"], "prefixes": ["é" * 1600]}}, "3072 bytes"),
+            ({"t": {"regions": ["*"]}}, "attribute \"prefixes\" is required"),
+        ):
+            ok, out = self.region(tenants=bad)
+            self.assertFalse(ok, bad)
+            self.assertIn(says, " ".join(out.split()), bad)
+        ok, out = self.region(tenants={"t": {"regions": ["*"], "prefixes": ["a" * 3000]}})
+        self.assertTrue(ok, out)
+
+    def test_the_examples_registry(self):
+        three = {k: THREE_REGIONS_INPUTS[k] for k in ("publishers", "networks", "elasticache_auth_tokens")}
+        for folder, needs in ((THREE_REGIONS, three), (os.path.join(INFRA, "examples", "localstack"), {})):
+            ok, out = self.plan(folder, {**needs, "tenants": REGISTRY})
+            self.assertTrue(ok, out)
+            ok, out = self.plan(folder, {**needs, "tenants": {"t": {"regions": ["*", "us-east-1"], "prefixes": [""]}}})
+            self.assertFalse(ok, folder)
+            self.assertIn("regions must be", " ".join(out.split()), folder)
+
+    def test_the_keys(self):
+        keys = {"keys": {"k1": {"tenants": ["acme"]}}, "tenants": REGISTRY, "kms_key_arn": KEY_ARN}
+        ok, out = self.plan(SIGNING_MODULE, keys)
+        self.assertTrue(ok, out)
+        ok, out = self.plan(SIGNING_MODULE, dict(keys, keys={"k1": {"tenants": []}}))
+        self.assertFalse(ok, out)
+        ok, out = self.plan(SIGNING_MODULE, dict(keys, replicas={"eu-west-1": KEY_ARN}))
+        self.assertFalse(ok, out)
 
 
 class SignedByDefault(unittest.TestCase):

@@ -34,7 +34,7 @@ locals {
   # batches reach are those whose filter matches its regions attribute.
   tenant_reach = {
     for tenant, t in var.tenants : tenant => {
-      for r in ["ap-southeast-1", "ap-south-1", "eu-west-1"] : r => (contains(t.regions, r) || t.regions == ["*"]) && contains(lookup(var.region_allowed_tenants, r, [tenant]), tenant)
+      for r in ["ap-southeast-1", "ap-south-1", "eu-west-1"] : r => (contains(t.regions, r) || contains(t.regions, "*")) && contains(lookup(var.region_allowed_tenants, r, [tenant]), tenant)
     }
   }
 }

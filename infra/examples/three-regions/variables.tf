@@ -86,7 +86,7 @@ variable "tenants" {
   }))
 
   validation {
-    condition     = alltrue([for t in values(var.tenants) : t.regions == ["*"] || (length(t.regions) > 0 && alltrue([for r in t.regions : contains(["ap-southeast-1", "ap-south-1", "eu-west-1"], r)]))])
+    condition     = alltrue([for t in values(var.tenants) : (length(t.regions) == 1 && contains(t.regions, "*")) || (length(t.regions) > 0 && alltrue([for r in t.regions : contains(["ap-southeast-1", "ap-south-1", "eu-west-1"], r)]))])
     error_message = "Every tenant's regions must be [\"*\"] or one or more of ap-southeast-1, ap-south-1 and eu-west-1."
   }
 }

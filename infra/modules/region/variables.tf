@@ -330,7 +330,7 @@ variable "tenants" {
   }
 
   validation {
-    condition     = alltrue([for t in values(var.tenants) : t.regions == ["*"] || (length(t.regions) > 0 && alltrue([for r in t.regions : can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$", r))]))])
+    condition     = alltrue([for t in values(var.tenants) : (length(t.regions) == 1 && contains(t.regions, "*")) || (length(t.regions) > 0 && alltrue([for r in t.regions : can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$", r))]))])
     error_message = "Every tenant's regions must be [\"*\"] (every region) or one or more region names such as eu-west-1."
   }
 
