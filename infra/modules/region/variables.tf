@@ -165,7 +165,7 @@ variable "dlq_max_message_size" {
 ################################################################################
 
 variable "kms_key_arn" {
-  description = "ARN of an existing customer managed KMS key for the queues, the Lambda environment, the log group, the alarm topic and ElastiCache. Its policy must let sns.amazonaws.com (delivery from the topics), logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use it. When null, the module creates such a key."
+  description = "ARN of an existing customer managed KMS key for the queues, the Lambda environment, the log group, the alarm topic and ElastiCache. Its policy must let sns.amazonaws.com (delivery from the topics), logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use it, and IAM policies of the account grant its use (the signing keys' secrets in this region may be encrypted with it: the applier's and the publishers' policies grant the decryption). When null, the module creates such a key."
   type        = string
   default     = null
 

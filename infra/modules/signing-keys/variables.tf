@@ -45,7 +45,7 @@ variable "replicas" {
 }
 
 variable "publishers" {
-  description = "The services that publish: name => {role_arn, tenants}. Output publisher_policies_json has, for each, a policy that lets its role read the secrets of the keys bound to its tenants, and no other."
+  description = "The services that publish: name => {role_arn, tenants}. Output publisher_policies_json has, for each, a policy that lets its role read the secrets of the keys bound to its tenants, and no other; each of its tenants needs a key (a precondition). Without keys, no policy."
   type = map(object({
     role_arn = string
     tenants  = list(string)
