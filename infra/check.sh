@@ -7,8 +7,8 @@
 #      resource and data source type, argument, nested block and attribute
 #      reference exists in hashicorp/aws (or hashicorp/random) at the version
 #      the modules pin as their floor, required ones are present, and module
-#      calls and outputs
-#      match (what `terraform validate` would say, without the provider);
+#      calls and outputs match (what `terraform validate` would say, without
+#      the provider);
 #   3. checkov reports no failed check in any module or example, and every
 #      suppression carries a reason;
 #   4. terraform fmt, when a terraform binary is installed (it needs no
