@@ -5,9 +5,10 @@
 #   1. every .tf file parses (python-hcl2);
 #   2. the provider schema check (infra/tests/schema_check.py): every
 #      resource and data source type, argument, nested block and attribute
-#      reference exists in hashicorp/aws at the version the modules pin as
-#      their floor, required ones are present, and module calls and outputs
-#      match (what `terraform validate` would say, without the provider);
+#      reference exists in hashicorp/aws (or hashicorp/random) at the version
+#      the modules pin as their floor, required ones are present, and module
+#      calls and outputs match (what `terraform validate` would say, without
+#      the provider);
 #   3. checkov reports no failed check in any module or example, and every
 #      suppression carries a reason;
 #   4. terraform fmt, when a terraform binary is installed (it needs no
@@ -19,9 +20,10 @@
 #
 # Tools live under .venv-infra/ at the repository root: virtualenvs created
 # on the first run and reinstalled only when a requirements file changes,
-# and the provider schema, extracted once from the PyPI package
-# cdktf-cdktf-provider-aws (pinned in infra/tests/provider_schema.py; about
-# 60 MB, downloaded by pip on the first run) and cached as JSON. A first run
+# and the provider schemas, extracted once from the PyPI packages
+# cdktf-cdktf-provider-aws and cdktf-cdktf-provider-random (pinned in
+# infra/tests/provider_schema.py; about 60 MB and 110 kB, downloaded by pip
+# on the first run) and cached as JSON. A first run
 # on a fresh machine takes about 75 s of CPU (installing checkov most of it),
 # a later one about 30 s, nearly all of it checkov's five runs; on an idle
 # two-core machine that is about 100 s and 55 s.

@@ -11,6 +11,7 @@ so a test can still check *what* an attribute refers to.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -354,7 +355,7 @@ def _coalesce(*args: Any) -> Any:
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "jsonencode": lambda v: json.dumps(v, separators=(",", ":"), default=str),
+    "jsonencode": lambda v: _jsonencode(v),
     "jsondecode": json.loads,
     "merge": lambda *ms: {k: v for m in ms if m for k, v in m.items()},
     "length": len,
@@ -386,7 +387,50 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "max": max,
     "min": min,
     "flatten": lambda l: _flatten(l),
+    "replace": lambda s, old, new: _replace(s, old, new),
+    "join": lambda sep, l: sep.join(str(_tostring(x)) for x in l),
+    "sort": lambda l: sorted(l),
+    "compact": lambda l: [x for x in l if x is not None and x != ""],
+    "setintersection": lambda first, *rest: [x for x in dict.fromkeys(first) if all(x in r for r in rest)],
+    "base64encode": lambda s: base64.b64encode(s.encode("utf-8")).decode("ascii"),
+    "regexall": lambda pattern, s: _regexall(pattern, s),
 }
+
+
+def _replace(s: str, old: str, new: str) -> str:
+    if len(old) > 1 and old.startswith("/") and old.endswith("/"):
+        raise HclError("replace with a regular expression is not supported by the test evaluator")
+    return s.replace(old, new)
+
+
+def _regexall(pattern: str, s: str) -> list:
+    """Terraform's regexall: every match, as a string (no groups), a list
+    (unnamed groups) or a map (named groups)."""
+    compiled = re.compile(pattern)
+    out = []
+    for m in compiled.finditer(s):
+        if compiled.groupindex:
+            out.append(m.groupdict())
+        elif compiled.groups:
+            out.append(list(m.groups()))
+        else:
+            out.append(m.group(0))
+    return out
+
+
+def _describe(v: Any) -> str:
+    """An argument in the address of an unknown result."""
+    if isinstance(v, Unknown):
+        return v.address
+    return json.dumps(v, default=str)
+
+
+def _jsonencode(v: Any) -> str:
+    """Terraform's jsonencode, but for the order of keys (Terraform sorts
+    them; the length is the same): compact, non-ASCII kept as is, and <, >,
+    & escaped (as Go's encoder does), so a text's length is Terraform's."""
+    text = json.dumps(v, separators=(",", ":"), default=str, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _one(items: list) -> Any:
@@ -545,15 +589,52 @@ class Instance:
             return 1
         return int(self.eval(to_ast(body["count"])))
 
-    def attr(self, rtype: str, rname: str, *path: str, kind: str = "resource", index: int = 0) -> Any:
+    def each_keys(self, rtype: str, rname: str, kind: str = "resource") -> list:
+        """The instance keys of a resource or data source with for_each."""
+        return list(self._for_each(rtype, rname, kind))
+
+    def _for_each(self, rtype: str, rname: str, kind: str) -> dict:
+        body = (self.module.resources if kind == "resource" else self.module.data)[(rtype, rname)]
+        if "for_each" not in body:
+            raise HclError(f"{rtype}.{rname} has no for_each")
+        coll = self.eval(to_ast(body["for_each"]))
+        if isinstance(coll, Unknown):
+            raise HclError(f"for_each of {rtype}.{rname} is unknown")
+        return dict(coll) if isinstance(coll, dict) else {k: k for k in coll}
+
+    def scope(self, rtype: str, rname: str, kind: str = "resource", index: int = 0, key: Any = None) -> dict:
+        """What count.index and each.key/each.value are for one instance."""
+        scope: dict = {"count": {"index": index}}
+        if key is not None:
+            scope["each"] = {"key": key, "value": self._for_each(rtype, rname, kind)[key]}
+        return scope
+
+    def attr(self, rtype: str, rname: str, *path: str, kind: str = "resource", index: int = 0, key: Any = None) -> Any:
         """Evaluate an argument (or a nested block's argument) of a resource
-        (of its instance `index` when it has a count)."""
+        (of its instance `index` when it has a count, `key` with for_each)."""
         body: Any = (self.module.resources if kind == "resource" else self.module.data)[(rtype, rname)]
         for p in path:
             body = body[p]
             if isinstance(body, list) and body and isinstance(body[0], dict) and body[0].get("__is_block__"):
                 body = body[0]
-        return self.eval(to_ast(body), {"count": {"index": index}})
+        return self.eval(to_ast(body), self.scope(rtype, rname, kind, index, key))
+
+    def nested(self, body: dict, name: str, scope: dict) -> list[tuple[dict, dict]]:
+        """The nested blocks `name` of a block body, written ones and those a
+        `dynamic "name"` makes, each with the scope to evaluate it in (the
+        dynamic block's iterator added)."""
+        out = [(b, scope) for b in body.get(name, [])]
+        for dyn in body.get("dynamic", []):
+            for label, spec in dyn.items():
+                if unquote(label) != name:
+                    continue
+                iterator = unquote(self.eval(to_ast(spec["iterator"]), scope)) if "iterator" in spec else name
+                coll = self.eval(to_ast(spec["for_each"]), scope)
+                items = list(coll.items()) if isinstance(coll, dict) else list(enumerate(coll))
+                for k, v in items:
+                    for content in spec["content"]:
+                        out.append((content, dict(scope, **{iterator: {"key": k, "value": v}})))
+        return out
 
     def block(self, rtype: str, rname: str, *path: str, kind: str = "resource") -> Any:
         body: Any = (self.module.resources if kind == "resource" else self.module.data)[(rtype, rname)]
@@ -635,7 +716,8 @@ class Instance:
             if name in ("alltrue", "anytrue") and _has_unknown(args):
                 return Unknown(f"{name}(...)")
             if name != "jsonencode" and any(isinstance(a, Unknown) for a in args):
-                return Unknown(f"{name}(...)")
+                # The call, with its arguments, so a test can still see what it is of.
+                return Unknown(f"{name}({', '.join(_describe(a) for a in args)})")
             return FUNCTIONS[name](*args)
         if kind in ("forlist", "forobj"):
             names, coll = e[1], self.eval(e[2], scope)

@@ -1,23 +1,26 @@
-"""The schema of the hashicorp/aws provider, extracted offline from its cdktf bindings.
+"""The schemas of the hashicorp/aws and hashicorp/random providers, extracted offline from their cdktf bindings.
 
 Terraform's providers cannot be downloaded where the checks run, so
 `terraform validate` is out of reach. The PyPI package
-`cdktf-cdktf-provider-aws` is generated from the provider's own schema: it
+`cdktf-cdktf-provider-aws` (and `cdktf-cdktf-provider-random` for
+hashicorp/random) is generated from the provider's own schema: it
 ships the jsii assembly (`.jsii`, the typed interface, with each argument's
 optionality) and the JavaScript bindings (`lib/<resource>/index.js`, which
 name every argument, nested block and readable attribute in Terraform's own
 spelling, and say which arguments are blocks). This module downloads that
 package with pip (by name and pinned version, without its dependencies),
 extracts the schema of the provider block and of the resource and data
-source types asked for, and caches it as JSON:
+source types asked for, and caches it as JSON, one file per provider:
 
-    python infra/tests/provider_schema.py [--cache DIR] [resource.aws_x data.aws_y ...]
+    python infra/tests/provider_schema.py [--cache DIR] [resource.aws_x data.aws_y resource.random_z ...]
 
-The cache lives in DIR (default `.venv-infra/aws-provider-schema` at the
-repository root, next to the check's other tools), with the downloaded
-package: a run whose cache holds every type it needs reads the JSON only
-(well under a second), and a type added later is extracted from the kept
-package without the network (about 5 s). The extraction is deterministic:
+A type belongs to the provider its name starts with (`aws_`, `random_`), as
+in Terraform. The cache lives in DIR (default `.venv-infra/aws-provider-schema`
+at the repository root, next to the check's other tools; it holds the
+random provider's package and JSON too), with the downloaded packages: a run
+whose cache holds every type it needs reads the JSON only (well under a
+second), and a type added later is extracted from the kept package without
+the network (about 5 s for hashicorp/aws). The extraction is deterministic:
 the same package version and types give the same JSON. To start afresh,
 delete DIR.
 
@@ -47,13 +50,33 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from typing import Any
+from typing import Any, NamedTuple
 
-PACKAGE = "cdktf-cdktf-provider-aws"
-PACKAGE_VERSION = "21.22.1"
-# The hashicorp/aws version the package was generated from (its README and
-# every resource's docs link say so; checked at extraction).
-PROVIDER_VERSION = "6.25.0"
+class Provider(NamedTuple):
+    """A provider whose schema is checked, and the cdktf package it is read from."""
+
+    name: str  # the local name, and the prefix of its types: "aws", "random"
+    package: str
+    package_version: str
+    # The provider version the package was generated from (its README and
+    # every resource's docs link say so; checked at extraction).
+    version: str
+    # A jsii type whose documentation links name that version.
+    probe: str
+    # The binding class of the provider block.
+    provider_class: str
+
+
+PROVIDERS = {
+    "aws": Provider("aws", "cdktf-cdktf-provider-aws", "21.22.1", "6.25.0", "@cdktf/provider-aws.sqsQueue.SqsQueueConfig", "AwsProvider"),
+    # random_bytes, the signing keys' secret material (about 110 kB).
+    "random": Provider("random", "cdktf-cdktf-provider-random", "12.0.1", "3.7.2", "@cdktf/provider-random.bytes.BytesConfig", "RandomProvider"),
+}
+
+# hashicorp/aws, as the checks name it most.
+PACKAGE = PROVIDERS["aws"].package
+PACKAGE_VERSION = PROVIDERS["aws"].package_version
+PROVIDER_VERSION = PROVIDERS["aws"].version
 # Bump when the JSON's shape changes, so stale caches are rebuilt.
 FORMAT = 1
 
@@ -76,8 +99,14 @@ _COMPLEX = re.compile(r"new (\w+)\(this, \"([^\"]+)\"")
 _LIST_ELEMENT = re.compile(r"get\(index\) \{\s*return new (\w+)\(")
 
 
-def cache_path(cache_dir: str = DEFAULT_CACHE) -> str:
-    return os.path.join(cache_dir, f"aws-{PROVIDER_VERSION}-cdktf-{PACKAGE_VERSION}-f{FORMAT}.json")
+def cache_path(cache_dir: str = DEFAULT_CACHE, provider: str = "aws") -> str:
+    p = PROVIDERS[provider]
+    return os.path.join(cache_dir, f"{p.name}-{p.version}-cdktf-{p.package_version}-f{FORMAT}.json")
+
+
+def provider_of(type_name: str) -> str:
+    """The provider a resource or data source type belongs to: its name's prefix."""
+    return type_name.split("_", 1)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -85,15 +114,15 @@ def cache_path(cache_dir: str = DEFAULT_CACHE) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _wheel(cache_dir: str) -> str:
-    pattern = os.path.join(cache_dir, f"cdktf_cdktf_provider_aws-{PACKAGE_VERSION}-*.whl")
+def _wheel(cache_dir: str, p: Provider) -> str:
+    pattern = os.path.join(cache_dir, f"{p.package.replace('-', '_')}-{p.package_version}-*.whl")
     found = glob.glob(pattern)
     if not found:
         os.makedirs(cache_dir, exist_ok=True)
-        print(f"provider schema: downloading {PACKAGE}=={PACKAGE_VERSION} (about 60 MB, once)", file=sys.stderr)
+        print(f"provider schema: downloading {p.package}=={p.package_version} (once)", file=sys.stderr)
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--only-binary", ":all:", "-d", cache_dir, f"{PACKAGE}=={PACKAGE_VERSION}"],
+             "--only-binary", ":all:", "-d", cache_dir, f"{p.package}=={p.package_version}"],
             check=True,
         )
         found = glob.glob(pattern)
@@ -141,7 +170,8 @@ def _functions(js: str) -> dict[str, str]:
 
 
 class _Extractor:
-    def __init__(self, manifest: dict, sources: dict[str, str]):
+    def __init__(self, manifest: dict, sources: dict[str, str], provider: Provider):
+        self.provider_spec = provider
         self.types = manifest["types"]
         self.by_name: dict[str, list[dict]] = {}
         for t in self.types.values():
@@ -154,7 +184,8 @@ class _Extractor:
         self.located: dict[str, tuple[str, str]] = {}
         for path, js in sources.items():
             for m in re.finditer(r"^(\w+)\.tfResourceType = \"(\w+)\";", js, re.M):
-                kind = "data" if m.group(1).startswith("DataAws") else "resource"
+                data_prefix = "Data" + self.provider_spec.name.capitalize()
+                kind = "data" if m.group(1).startswith(data_prefix) else "resource"
                 self.located[f"{kind}.{m.group(2)}"] = (m.group(1), path.split("/", 1)[0])
 
     def parse_folder(self, folder: str) -> None:
@@ -242,8 +273,9 @@ class _Extractor:
 
     def provider(self) -> dict:
         self.parse_folder("provider")
-        body = self.classes["AwsProvider"][1].split("synthesizeHclAttributes() {", 1)[1]
-        return self._block(body, self._struct("AwsProviderConfig", self._class_fqn("AwsProvider")))
+        name = self.provider_spec.provider_class
+        body = self.classes[name][1].split("synthesizeHclAttributes() {", 1)[1]
+        return self._block(body, self._struct(f"{name}Config", self._class_fqn(name)))
 
     def typed(self, key: str) -> dict | None:
         """The schema of "resource.<type>" or "data.<type>"; None when the provider has no such type."""
@@ -257,19 +289,20 @@ class _Extractor:
         return self.resource(class_name)
 
 
-def extract(wheel: str, wanted: set[str]) -> dict:
+def extract(wheel: str, wanted: set[str], provider: str = "aws") -> dict:
     """The provider block's schema and those of the `wanted` types ("resource.aws_x", "data.aws_y")."""
+    p = PROVIDERS[provider]
     manifest, sources = _assembly(wheel)
-    documented = json.dumps(manifest["types"]["@cdktf/provider-aws.sqsQueue.SqsQueueConfig"])
-    generated_for = set(re.findall(r"hashicorp/aws/(\d+\.\d+\.\d+)/docs", documented))
-    if generated_for != {PROVIDER_VERSION}:
-        raise RuntimeError(f"{PACKAGE} {PACKAGE_VERSION} documents provider {sorted(generated_for)}, expected {PROVIDER_VERSION}")
-    ex = _Extractor(manifest, sources)
+    documented = json.dumps(manifest["types"][p.probe])
+    generated_for = set(re.findall(rf"hashicorp/{p.name}/(\d+\.\d+\.\d+)/docs", documented))
+    if generated_for != {p.version}:
+        raise RuntimeError(f"{p.package} {p.package_version} documents provider {sorted(generated_for)}, expected {p.version}")
+    ex = _Extractor(manifest, sources, p)
     schema: dict[str, Any] = {
         "format": FORMAT,
-        "package": f"{PACKAGE}=={PACKAGE_VERSION}",
-        "provider_version": PROVIDER_VERSION,
-        "provider": {"aws": ex.provider()},
+        "package": f"{p.package}=={p.package_version}",
+        "provider_version": p.version,
+        "provider": {p.name: ex.provider()},
         # Asked for and absent from the provider: remembered, so that a
         # misspelled type does not send every run back to the package.
         "missing": [],
@@ -286,9 +319,9 @@ def extract(wheel: str, wanted: set[str]) -> dict:
     return schema
 
 
-def _cached(cache_dir: str) -> dict | None:
+def _cached(cache_dir: str, provider: str) -> dict | None:
     try:
-        with open(cache_path(cache_dir), encoding="utf-8") as f:
+        with open(cache_path(cache_dir, provider), encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -299,16 +332,17 @@ def known(schema: dict) -> set[str]:
     return {f"{k}.{t}" for k in ("resource", "data") for t in schema[k]} | set(schema.get("missing", []))
 
 
-def load(wanted: set[str], cache_dir: str = DEFAULT_CACHE) -> dict:
-    """The schema of the provider and of the `wanted` types, from the cache when
-    it has them all, else extracted from the package (and cached)."""
-    schema = _cached(cache_dir)
+def _load_one(provider: str, wanted: set[str], cache_dir: str) -> dict:
+    """One provider's schema with the `wanted` types, from its cache when it
+    has them all, else extracted from the package (and cached)."""
+    p = PROVIDERS[provider]
+    schema = _cached(cache_dir, provider)
     if schema is not None and schema.get("format") == FORMAT and wanted <= known(schema):
         return schema
     previous = known(schema) if schema is not None and schema.get("format") == FORMAT else set()
-    print(f"provider schema: extracting {len(wanted | previous)} types from {PACKAGE} {PACKAGE_VERSION}", file=sys.stderr)
-    schema = extract(_wheel(cache_dir), wanted | previous)
-    path = cache_path(cache_dir)
+    print(f"provider schema: extracting {len(wanted | previous)} types from {p.package} {p.package_version}", file=sys.stderr)
+    schema = extract(_wheel(cache_dir, p), wanted | previous, provider)
+    path = cache_path(cache_dir, provider)
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(schema, f, sort_keys=True, indent=1)
@@ -316,13 +350,48 @@ def load(wanted: set[str], cache_dir: str = DEFAULT_CACHE) -> dict:
     return schema
 
 
+def needed(wanted: set[str]) -> list[str]:
+    """The providers whose schema a check of the `wanted` types reads:
+    hashicorp/aws always (its provider blocks), others when a type asks."""
+    return sorted({"aws"} | {provider_of(k.split(".", 1)[1]) for k in wanted} & set(PROVIDERS))
+
+
+def load(wanted: set[str], cache_dir: str = DEFAULT_CACHE) -> dict:
+    """The schemas of the providers the `wanted` types ("resource.aws_x",
+    "data.aws_y", "resource.random_z") belong to, merged: types keep their
+    provider's prefix, so one table holds them all. "provider" has each
+    provider block's schema, "versions" and "packages" each provider's
+    version and package; "provider_version" and "package" are hashicorp/aws's.
+    A type of no known provider is listed in "missing"."""
+    merged: dict[str, Any] = {"format": FORMAT, "provider": {}, "versions": {}, "packages": {}, "missing": [], "resource": {}, "data": {}}
+    for provider in needed(wanted):
+        own = {k for k in wanted if provider_of(k.split(".", 1)[1]) == provider}
+        schema = _load_one(provider, own, cache_dir)
+        merged["provider"].update(schema["provider"])
+        merged["versions"][provider] = schema["provider_version"]
+        merged["packages"][provider] = schema["package"]
+        merged["missing"] += schema.get("missing", [])
+        for kind in ("resource", "data"):
+            merged[kind].update(schema[kind])
+    merged["missing"] += sorted(k for k in wanted if provider_of(k.split(".", 1)[1]) not in PROVIDERS)
+    merged["provider_version"] = merged["versions"]["aws"]
+    merged["package"] = merged["packages"]["aws"]
+    return merged
+
+
+def cached(wanted: set[str], cache_dir: str = DEFAULT_CACHE) -> bool:
+    """Whether every provider the `wanted` types need has a cache file."""
+    return all(os.path.exists(cache_path(cache_dir, p)) for p in needed(wanted))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", default=DEFAULT_CACHE, help="cache folder (default: %(default)s)")
-    parser.add_argument("types", nargs="*", help='types to extract, as "resource.aws_x" or "data.aws_y"')
+    parser.add_argument("types", nargs="*", help='types to extract, as "resource.aws_x", "data.aws_y" or "resource.random_z"')
     args = parser.parse_args(argv)
     schema = load(set(args.types), args.cache)
-    print(f"{cache_path(args.cache)}: provider {schema['provider_version']}, "
+    versions = ", ".join(f"hashicorp/{p} {v}" for p, v in sorted(schema["versions"].items()))
+    print(f"{args.cache}: {versions}, "
           f"{len(schema['resource'])} resources, {len(schema['data'])} data sources, missing {schema['missing']}")
     return 0
 

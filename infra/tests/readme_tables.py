@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hcl_eval  # noqa: E402
 
 INFRA = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FOLDERS = ["modules/topic", "modules/region", "modules/dashboard", "modules/sns-principals", "examples/three-regions", "examples/localstack"]
+FOLDERS = ["modules/topic", "modules/region", "modules/signing-keys", "modules/dashboard", "modules/sns-principals", "examples/three-regions", "examples/localstack"]
 
 
 def _cell(text: str) -> str:

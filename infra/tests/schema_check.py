@@ -1,4 +1,4 @@
-"""Check the Terraform of infra/ against the hashicorp/aws provider's schema, offline.
+"""Check the Terraform of infra/ against the hashicorp/aws and hashicorp/random providers' schemas, offline.
 
     python infra/tests/schema_check.py [FOLDER ...]   # default: every module and example
     python infra/tests/schema_check.py --prepare      # only cache the schema of the types in use
@@ -12,9 +12,10 @@ schema that provider_schema.py extracts from the provider's cdktf bindings
   block exists, is written as what it is (`name = value` for an argument,
   `name { ... }` or `dynamic "name"` for a block), and every required one is
   present;
-- every folder that uses the provider declares the checked version as its
-  floor (`>= 6.25.0, ...`);
-- every reference `aws_x.name.attr`, `data.aws_y.name.attr` names a declared
+- every folder that uses a provider declares the checked version as its
+  floor (`>= 6.25.0, ...` for hashicorp/aws, `>= 3.7.2, ...` for
+  hashicorp/random), and so does every constraint a folder declares;
+- every reference `aws_x.name.attr`, `data.aws_y.name.attr`, `random_z.name.attr` names a declared
   resource and an attribute the type has (nested ones too:
   `aws_x.name.block[0].field`);
 - every `var.`, `local.` and `module.<name>.<output>` reference resolves, and
@@ -171,7 +172,7 @@ class Checker:
             self.deprecated(where, "data", rtype, steps[2:])
             if spec is not None:
                 self.attribute_path(where, f"data.{rtype}.{rname}", spec["attributes"], steps[2:])
-        elif root.startswith("aws_"):
+        elif provider_schema.provider_of(root) in self.schema["versions"] and "_" in root:
             if not steps or steps[0][0] != "attr":
                 return
             rname = steps[0][1]
@@ -206,25 +207,39 @@ class Checker:
 
     # -- folders --------------------------------------------------------------
     def floor(self, module: hcl_eval.Module, label: str) -> None:
-        """A folder that uses hashicorp/aws declares, as its floor, the version
-        checked here: a schema and a constraint that drift apart would check
-        one provider and deploy another."""
-        constraints = []
+        """A folder that uses a provider declares, as its floor, the version
+        checked here, and so does every constraint a folder declares: a
+        schema and a constraint that drift apart would check one provider and
+        deploy another."""
+        constraints: dict[str, list[str]] = {}
         for name in sorted(os.listdir(module.path)):
             if name.endswith(".tf"):
                 with open(os.path.join(module.path, name), encoding="utf-8") as f:
                     doc = hcl_eval.parse_file_text(f.read())
                 for block in doc.get("terraform", []):
                     for providers in block.get("required_providers", []):
-                        if "aws" in providers:
-                            constraints.append(hcl_eval.unquote(providers["aws"].get("version", '""')))
-        uses_aws = bool(module.resources or module.data or module.providers)
-        wanted = f">= {self.schema['provider_version']}"
-        if uses_aws and not constraints:
-            self.problem(label, "uses hashicorp/aws but declares no version constraint for it")
-        for c in constraints:
-            if not c.replace(" ", "").startswith(wanted.replace(" ", "") + ","):
-                self.problem(label, f"hashicorp/aws constraint {c!r} must start with {wanted!r}, the version checked here")
+                        for provider, spec in providers.items():
+                            if provider.startswith("__"):
+                                continue
+                            constraints.setdefault(provider, []).append(hcl_eval.unquote(spec.get("version", '""')))
+        types = [t for t, _ in module.resources] + [t for t, _ in module.data]
+        used = {provider_schema.provider_of(t) for t in types}
+        if module.resources or module.data or module.providers:
+            # Every folder with resources or provider blocks uses hashicorp/aws.
+            used.add("aws")
+        for provider in sorted(used | set(constraints)):
+            version = self.schema["versions"].get(provider)
+            if version is None:
+                if provider in provider_schema.PROVIDERS:
+                    continue  # used by no type of the folders checked: its schema was not loaded
+                self.problem(label, f"provider {provider!r} has no schema to check against")
+                continue
+            wanted = f">= {version}"
+            if provider in used and not constraints.get(provider):
+                self.problem(label, f"uses hashicorp/{provider} but declares no version constraint for it")
+            for c in constraints.get(provider, []):
+                if not c.replace(" ", "").startswith(wanted.replace(" ", "") + ","):
+                    self.problem(label, f"hashicorp/{provider} constraint {c!r} must start with {wanted!r}, the version checked here")
 
     def module(self, module: hcl_eval.Module) -> None:
         label = os.path.relpath(module.path, os.path.dirname(INFRA))
@@ -236,14 +251,20 @@ class Checker:
                 spec = self.schema[kind].get(rtype)
                 if spec is None:
                     known = self.schema[kind]
-                    self.problem(address, f"hashicorp/aws {self.schema['provider_version']} has no {kind} type {rtype!r}{_hint(rtype, known)}")
+                    provider = provider_schema.provider_of(rtype)
+                    version = self.schema["versions"].get(provider)
+                    if version is None:
+                        self.problem(address, f"no provider schema for the {kind} type {rtype!r} (known: {', '.join(sorted(self.schema['versions']))})")
+                    else:
+                        self.problem(address, f"hashicorp/{provider} {version} has no {kind} type {rtype!r}{_hint(rtype, known)}")
                     continue
                 self.body(body, spec, address, _RESOURCE_META)
         for provider in module.providers:
-            if provider["__type__"] == "aws":
+            ptype = provider["__type__"]
+            if ptype in self.schema["provider"]:
                 self.counts["blocks"] += 1
                 body = {k: v for k, v in provider.items() if k != "__type__"}
-                self.body(body, self.schema["provider"]["aws"], f"{label}: provider \"aws\"", _PROVIDER_META)
+                self.body(body, self.schema["provider"][ptype], f"{label}: provider \"{ptype}\"", _PROVIDER_META)
         for name, call in sorted(module.modules.items()):
             source = os.path.join(module.path, hcl_eval.unquote(call["source"]))
             if not os.path.isdir(source):
@@ -336,8 +357,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--prepare"]:
         # Only fill an empty cache (the check itself extracts a type the
         # cache lacks): run while other tools install.
-        if not os.path.exists(provider_schema.cache_path()):
-            provider_schema.load(used_types([hcl_eval.Module(p) for p in folders()]))
+        wanted = used_types([hcl_eval.Module(p) for p in folders()])
+        if not provider_schema.cached(wanted):
+            provider_schema.load(wanted)
         return 0
     paths = [os.path.abspath(p) for p in argv] or folders()
     checker = check(paths)
@@ -346,8 +368,9 @@ def main(argv: list[str]) -> int:
     c = checker.counts
     print(
         f"{len(paths)} folders: {c['blocks']} blocks, {c['arguments']} arguments and blocks, "
-        f"{c['references']} references checked against hashicorp/aws {checker.schema['provider_version']} "
-        f"({checker.schema['package']}): {len(checker.problems)} problems"
+        f"{c['references']} references checked against "
+        + ", ".join(f"hashicorp/{p} {v} ({checker.schema['packages'][p]})" for p, v in sorted(checker.schema["versions"].items()))
+        + f": {len(checker.problems)} problems"
     )
     return 1 if checker.problems else 0
 

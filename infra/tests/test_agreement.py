@@ -12,6 +12,7 @@ the configuration is read with python-hcl2 and evaluated by hcl_eval.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import importlib.util
 import inspect
 import json
@@ -51,26 +52,48 @@ SQS_ATTRIBUTE_ARGUMENTS = {
 DLQ_ARN = "arn:aws:sqs:region:000000000000:dlq-placeholder"
 QUEUE_ARN = "arn:aws:sqs:region:000000000000:queue-placeholder"
 TOPIC_ARN = "arn:aws:sns:region:000000000000:topic-placeholder"
+SECRET_ARN = "arn:aws:secretsmanager:ap-south-1:000000000000:secret:regis/signing/k1-AbCdEf"
+
+# The tenant registry of issue 14, in the one shape every side reads.
+REGISTRY = {
+    "hotel-sg": {"regions": ["ap-southeast-1", "ap-south-1"], "prefixes": ["hotel-sg:"]},
+    "acme": {"regions": ["*"], "prefixes": [""]},
+}
+
+ORDERS_ROLE = "arn:aws:iam::123456789012:role/orders-service"
+BILLING_ROLE = "arn:aws:iam::123456789012:role/billing"
+OPERATOR_ROLE = "arn:aws:iam::123456789012:role/regis-operator"
 
 THREE_REGIONS_INPUTS = {
-    "publisher_role_arns": ["arn:aws:iam::123456789012:role/orders-service"],
+    "publishers": {
+        "orders": {"role_arn": ORDERS_ROLE, "tenants": ["hotel-sg"]},
+        "billing": {"role_arn": BILLING_ROLE, "tenants": ["acme"]},
+    },
     "networks": {
         r: {"vpc_id": "vpc-0abc", "subnet_ids": ["subnet-0a", "subnet-0b"]} for r in REGION_MODULE_NAMES
     },
     "elasticache_auth_tokens": {r: "token-of-twenty-chars!" for r in REGION_MODULE_NAMES},
+    "tenants": REGISTRY,
+    # hotel-sg mid-rotation: two keys valid at once.
+    "signing_keys": {"hotel-sg-1": {"tenants": ["hotel-sg"]}, "hotel-sg-2": {"tenants": ["hotel-sg"]}, "acme-1": {"tenants": ["acme"]}},
+    "operator_role_arns": [OPERATOR_ROLE],
 }
 
 
 # Applier settings the region module sets that docs/ARCHITECTURE.md's table
 # does not list yet (the applier change that reads them documents them).
-PENDING_DOCUMENTATION: set = set()
+PENDING_DOCUMENTATION: set = {"REGIS_TENANTS", "REGIS_SIGNING_SECRET_IDS", "REGIS_ALLOW_UNSIGNED"}
+
+# Documented settings the Lambda is never given: signing keys in plaintext
+# (the Lambda reads them from Secrets Manager, REGIS_SIGNING_SECRET_IDS).
+NOT_FOR_THE_LAMBDA = {"REGIS_SIGNING_KEYS"}
 
 TOPIC_MODULE = os.path.join(INFRA, "modules", "topic")
 
 
 def region_module(**inputs) -> hcl_eval.Instance:
-    """The region module alone, in eu-west-1 with one topic, and `inputs`."""
-    values = {"region": "eu-west-1", "topic_arns": [TOPIC_ARN], **inputs}
+    """The region module alone, in eu-west-1 with one topic and the registry, and `inputs`."""
+    values = {"region": "eu-west-1", "topic_arns": [TOPIC_ARN], "tenants": REGISTRY, **inputs}
     return hcl_eval.Instance(hcl_eval.Module(REGION_MODULE), {k: (lambda v=v: v) for k, v in values.items()})
 
 
@@ -89,6 +112,62 @@ def precondition(inst: hcl_eval.Instance, rtype: str, rname: str, mentions: str)
 def load_topology() -> dict:
     with open(os.path.join(ROOT, "local", "topology.json"), encoding="utf-8") as f:
         return json.load(f)
+
+
+def registry(tenants: dict) -> dict:
+    """topology.json's tenants in the registry shape (tenant => {regions,
+    prefixes}). A topology written before the registry maps a tenant to its
+    regions only: that reads as any key ("")."""
+    return {t: v if isinstance(v, dict) else {"regions": list(v), "prefixes": [""]} for t, v in tenants.items()}
+
+
+def load_localstack(inputs: dict | None = None) -> hcl_eval.Instance:
+    """The LocalStack example as `terraform apply` there would see it: its
+    tenants are topology.json's (read with file()); a topology in the shape
+    before the registry is given in the registry's shape instead, as the
+    typed variable would refuse it."""
+    inputs = dict(inputs or {})
+    tenants = load_topology().get("tenants", {})
+    if "tenants" not in inputs and registry(tenants) != tenants:
+        inputs["tenants"] = registry(tenants)
+    return hcl_eval.load(LOCALSTACK, inputs)
+
+
+def arn_matches(pattern: str, arn: str) -> bool:
+    """IAM's ArnLike/ArnEquals: * and ? match within the ARN."""
+    return fnmatch.fnmatchcase(arn, pattern)
+
+
+def denied_send(policy: dict, context: dict) -> bool:
+    """Whether a Deny statement of a rendered policy denies sqs:SendMessage to
+    a request with `context` (condition keys such as aws:SourceArn,
+    aws:PrincipalArn; an absent key is absent from the request). IAM's rules
+    for the operators these policies use: every condition of a statement
+    must hold; a positive operator on an absent key fails, a negated one
+    holds."""
+
+    def holds(test: str, key: str, values) -> bool:
+        values = values if isinstance(values, list) else [values]
+        if test not in ("ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "StringEquals", "StringNotEquals"):
+            raise AssertionError(f"operator {test} is not simulated")
+        negated = "Not" in test
+        if key not in context:
+            return negated
+        match = any(arn_matches(v, context[key]) if test.startswith("Arn") else v == context[key] for v in values)
+        return not match if negated else match
+
+    for st in policy["Statement"]:
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if st["Effect"] != "Deny" or "sqs:SendMessage" not in actions:
+            continue
+        if all(holds(test, key, values) for test, conds in st.get("Condition", {}).items() for key, values in conds.items()):
+            return True
+    return False
+
+
+def allows(policy: dict) -> list:
+    """The Allow statements of a policy (what the local topology states)."""
+    return [st for st in policy["Statement"] if st["Effect"] == "Allow"]
 
 
 def load_topology_py():
@@ -154,8 +233,10 @@ def topology_queue_expectations(topology: dict) -> dict:
     }
 
 
-def render_policy(region: hcl_eval.Instance, name: str, replacements: dict, index: int = 0) -> dict:
-    """The JSON that data.aws_iam_policy_document.<name> (instance `index`) renders, normalised."""
+def render_policy(region: hcl_eval.Instance, name: str, replacements: dict, index: int = 0, key=None) -> dict:
+    """The JSON that data.aws_iam_policy_document.<name> (instance `index`, or
+    `key` with for_each) renders, normalised; dynamic statements and
+    conditions expanded."""
 
     def fix(v):
         if isinstance(v, Unknown):
@@ -168,17 +249,18 @@ def render_policy(region: hcl_eval.Instance, name: str, replacements: dict, inde
         v = fix(v)
         return v[0] if isinstance(v, list) and len(v) == 1 else v
 
+    body = region.module.data[("aws_iam_policy_document", name)]
     statements = []
-    for st in region.block("aws_iam_policy_document", name, "statement", kind="data"):
+    for st, scope in region.nested(body, "statement", region.scope("aws_iam_policy_document", name, "data", index, key)):
 
-        def ev(value):
-            return region.eval(hcl_eval.to_ast(value), {"count": {"index": index}})
+        def ev(value, scope=scope):
+            return region.eval(hcl_eval.to_ast(value), scope)
 
         out = {"Effect": ev(st.get("effect", '"Allow"')), "Action": one(ev(st["actions"])), "Resource": one(ev(st["resources"]))}
-        for p in st.get("principals", []):
-            out.setdefault("Principal", {})[ev(p["type"])] = one(ev(p["identifiers"]))
-        for c in st.get("condition", []):
-            out.setdefault("Condition", {}).setdefault(ev(c["test"]), {})[ev(c["variable"])] = one(ev(c["values"]))
+        for p, p_scope in region.nested(st, "principals", scope):
+            out.setdefault("Principal", {})[ev(p["type"], p_scope)] = one(ev(p["identifiers"], p_scope))
+        for c, c_scope in region.nested(st, "condition", scope):
+            out.setdefault("Condition", {}).setdefault(ev(c["test"], c_scope), {})[ev(c["variable"], c_scope)] = one(ev(c["values"], c_scope))
         statements.append(out)
     return {"Statement": statements}
 
@@ -256,7 +338,7 @@ class LocalStackAgreesWithTopology(unittest.TestCase):
     def setUpClass(cls):
         cls.topology = load_topology()
         cls.topology_py = load_topology_py()
-        cls.root = hcl_eval.load(LOCALSTACK)
+        cls.root = load_localstack()
 
     def regions(self):
         for region in self.topology["regions"]:
@@ -345,7 +427,9 @@ class LocalStackAgreesWithTopology(unittest.TestCase):
                 {f"module.topic.aws_sqs_queue.undelivered[{index}].arn": QUEUE_ARN, "module.topic.aws_sns_topic.this.arn": TOPIC_ARN},
                 index,
             )
-            self.assertEqual(rendered, normalise_policy(self.topology_py.queue_policy(QUEUE_ARN, TOPIC_ARN)), region["name"])
+            # Who may send is the local topology's; the Deny of every other
+            # sender is checked in test_undelivered_queues_deny_every_other_sender.
+            self.assertEqual(allows(rendered), allows(normalise_policy(self.topology_py.queue_policy(QUEUE_ARN, TOPIC_ARN))), region["name"])
             self.assertEqual(
                 outputs[region["name"]]["sub_dlq_arn"], Unknown(f"module.topic.aws_sqs_queue.undelivered[{index}].arn")
             )
@@ -380,11 +464,20 @@ class LocalStackAgreesWithTopology(unittest.TestCase):
                 },
             )
             local = normalise_policy(self.topology_py.queue_policy(QUEUE_ARN, TOPIC_ARN))
-            self.assertEqual(rendered, local, region["name"])
+            # Who may send is the local topology's; the Deny of every other
+            # sender (which names the operators' roles, a deployment's
+            # choice) is checked in QueuesFailClosed.
+            self.assertEqual(allows(rendered), allows(local), region["name"])
+            self.assertTrue(denied_send(rendered, {"aws:PrincipalArn": ORDERS_ROLE}), region["name"])
 
     def test_tenants_agree(self):
-        self.assertEqual(self.root.var("tenants"), self.topology.get("tenants", {}))
+        # The example reads the registry from topology.json itself: no copy to drift.
+        plain = hcl_eval.load(LOCALSTACK)
+        self.assertIsNone(plain.var("tenants"))
+        self.assertEqual(plain.local("tenants"), self.topology["tenants"])
+        self.assertEqual(self.root.output("publisher_tenants"), registry(self.topology["tenants"]))
         for region, inst in self.regions():
+            self.assertEqual(inst.var("tenants"), registry(self.topology["tenants"]), region["name"])
             self.assertEqual(inst.var("allowed_tenants"), region.get("tenants"), region["name"])
 
     def test_lambda_and_elasticache_are_off_but_queues_stay(self):
@@ -403,13 +496,10 @@ class LocalStackAgreesWithTopology(unittest.TestCase):
 
     def test_filter_policies_route_tenants_as_the_topology_says(self):
         policies = {r["name"]: json.loads(subscription_of(self.root, inst)["filter_policy"]) for r, inst in self.regions()}
-        for tenant, spec in self.topology.get("tenants", {}).items():
-            allowed = spec["regions"]
-            if allowed == ["*"]:
-                continue
-            attributes = {"tenant": tenant, "regions": allowed}
+        for tenant, entry in registry(self.topology.get("tenants", {})).items():
+            attributes = {"tenant": tenant, "regions": entry["regions"]}
             reached = sorted(r for r, p in policies.items() if sns_delivers(p, attributes))
-            self.assertEqual(reached, sorted(allowed), tenant)
+            self.assertEqual(reached, sorted(policies) if entry["regions"] == ["*"] else sorted(entry["regions"]), tenant)
         # A tenant without restriction is published with regions ["*"].
         unrestricted = sorted(r for r, p in policies.items() if sns_delivers(p, {"tenant": "any", "regions": ["*"]}))
         self.assertEqual(unrestricted, sorted(policies))
@@ -423,7 +513,7 @@ class MismatchesAreCaught(unittest.TestCase):
         self.topology_py = load_topology_py()
 
     def test_redrive_count_in_topology_differs(self):
-        inst = hcl_eval.load(LOCALSTACK).child("region_eu_west_1")
+        inst = load_localstack().child("region_eu_west_1")
         changed = copy.deepcopy(self.topology)
         changed["max_receive_count"] += 1
         problems = queue_mismatches(inst, "this", topology_queue_expectations(changed))
@@ -438,12 +528,12 @@ class MismatchesAreCaught(unittest.TestCase):
             ("visibility_timeout_seconds", self.topology["visibility_timeout_seconds"] + 1, "VisibilityTimeout"),
             ("message_retention_seconds", self.topology["message_retention_seconds"] - 60, "MessageRetentionPeriod"),
         ):
-            inst = hcl_eval.load(LOCALSTACK, {variable: value}).child("region_ap_south_1")
+            inst = load_localstack({variable: value}).child("region_ap_south_1")
             problems = queue_mismatches(inst, "this", topology_queue_expectations(self.topology))
             self.assertEqual([p.split(":")[0] for p in problems], [attribute], variable)
 
     def test_unmapped_attribute_is_reported(self):
-        inst = hcl_eval.load(LOCALSTACK).child("region_eu_west_1")
+        inst = load_localstack().child("region_eu_west_1")
         problems = queue_mismatches(inst, "this", {"FifoQueue": "true"})
         self.assertEqual(len(problems), 1)
 
@@ -522,14 +612,18 @@ class RegionModuleHonoursTheContracts(unittest.TestCase):
             {
                 "region": lambda: "ap-south-1",
                 "topic_arns": lambda: [TOPIC_ARN],
-                "signing_keys": lambda: "k1:c2VjcmV0",
+                "tenants": lambda: REGISTRY,
+                "signing_secret_arns": lambda: [SECRET_ARN],
+                "allow_unsigned": lambda: True,
                 "sentry_dsn": lambda: "https://key@sentry.example.org/1",
                 "elasticache_auth_token": lambda: "abc/def?ghi#jkl-mn",
             },
             "module.region",
         )
         env = module.local("lambda_environment")
-        self.assertEqual(set(env) - PENDING_DOCUMENTATION, lambda_variables - PENDING_DOCUMENTATION)
+        self.assertEqual(set(env) - PENDING_DOCUMENTATION, lambda_variables - PENDING_DOCUMENTATION - NOT_FOR_THE_LAMBDA)
+        self.assertTrue(PENDING_DOCUMENTATION <= set(env))
+        self.assertFalse(NOT_FOR_THE_LAMBDA & set(env), "signing keys in plaintext in the Lambda's environment")
         self.assertEqual(env["REGIS_MAX_CLOCK_SKEW_SECONDS"], "300")
         self.assertEqual(env["REGIS_REGION"], "ap-south-1")
         self.assertEqual(env["REGIS_REDIS_CLUSTER"], "false")
@@ -543,12 +637,19 @@ class RegionModuleHonoursTheContracts(unittest.TestCase):
         # Optional settings that are not set are left out, not set empty.
         plain = hcl_eval.Instance(
             hcl_eval.Module(REGION_MODULE),
-            {"region": lambda: "ap-south-1", "topic_arns": lambda: [TOPIC_ARN], "create_elasticache": lambda: False, "redis_url": lambda: "redis://r:6379"},
+            {
+                "region": lambda: "ap-south-1",
+                "topic_arns": lambda: [TOPIC_ARN],
+                "tenants": lambda: REGISTRY,
+                "create_elasticache": lambda: False,
+                "redis_url": lambda: "redis://r:6379",
+            },
         )
         self.assertEqual(
             set(plain.local("lambda_environment")) - PENDING_DOCUMENTATION,
-            lambda_variables - {"REGIS_SIGNING_KEYS", "SENTRY_DSN"} - PENDING_DOCUMENTATION,
+            lambda_variables - {"SENTRY_DSN"} - PENDING_DOCUMENTATION - NOT_FOR_THE_LAMBDA,
         )
+        self.assertEqual(set(plain.local("lambda_environment")) & PENDING_DOCUMENTATION, {"REGIS_TENANTS"})
         self.assertEqual(plain.local("lambda_environment")["REGIS_REDIS_URL"], "redis://r:6379")
 
     def test_tenant_reach_output(self):
@@ -557,10 +658,9 @@ class RegionModuleHonoursTheContracts(unittest.TestCase):
         for region, name in REGION_MODULE_NAMES.items():
             policy = json.loads(subscription_of(self.root, self.root.child(name))["filter_policy"])
             self.assertEqual(policy, {"regions": [region, "*"]})
-            self.assertEqual(
-                sns_delivers(policy, {"tenant": "hotel-sg", "regions": self.root.output("publisher_tenants")["hotel-sg"]}),
-                reach["hotel-sg"][region],
-            )
+            for tenant, entry in self.root.output("publisher_tenants").items():
+                self.assertEqual(sns_delivers(policy, {"tenant": tenant, "regions": entry["regions"]}), reach[tenant][region], tenant)
+        self.assertEqual(reach["acme"], {r: True for r in REGION_MODULE_NAMES})
 
 
 class RegionModuleChecksWhatTheSchemaCannot(unittest.TestCase):
@@ -728,7 +828,7 @@ class ExamplesPassTheModulesValidations(unittest.TestCase):
         self.assertGreater(checked, 20)
 
     def test_localstack(self):
-        self.check(hcl_eval.load(LOCALSTACK))
+        self.check(load_localstack())
 
     def test_three_regions(self):
         self.check(hcl_eval.load(THREE_REGIONS, THREE_REGIONS_INPUTS))

@@ -24,6 +24,7 @@ INFRA = schema_check.INFRA
 REGION = os.path.join(INFRA, "modules", "region")
 TOPIC = os.path.join(INFRA, "modules", "topic")
 LOCALSTACK = os.path.join(INFRA, "examples", "localstack")
+SIGNING = os.path.join(INFRA, "modules", "signing-keys")
 
 
 class SchemaCheck(unittest.TestCase):
@@ -115,6 +116,36 @@ class SchemaCheck(unittest.TestCase):
         problems = self.mutated(REGION, "versions.tf", 'version = ">= 6.25.0, < 7.0.0"', 'version = ">= 6.8.0, < 7.0.0"')
         self.assertEqual(len(problems), 1, problems)
         self.assertIn("must start with '>= 6.25.0'", problems[0])
+
+    def test_signing_resources_are_checked(self):
+        # The secrets, their values and the random bytes are checked against
+        # hashicorp/aws and hashicorp/random.
+        wanted = schema_check.used_types([hcl_eval.Module(p) for p in schema_check.folders()])
+        for t in ("resource.aws_secretsmanager_secret", "resource.aws_secretsmanager_secret_version", "resource.random_bytes"):
+            self.assertIn(t, wanted)
+        self.assertEqual(self.schema["versions"], {"aws": "6.25.0", "random": "3.7.2"})
+        self.assertIn("length", self.schema["resource"]["random_bytes"]["arguments"])
+
+    def test_misspelled_random_argument(self):
+        problems = self.mutated(SIGNING, "secrets.tf", "length = 32", "lenght = 32")
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn("random_bytes.this: unsupported argument or block 'lenght'", problems[0])
+        self.assertIn("required argument 'length' is missing", problems[1])
+
+    def test_misspelled_argument_in_a_dynamic_block(self):
+        problems = self.mutated(SIGNING, "secrets.tf", "kms_key_id = replica.value", "kms_key = replica.value")
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn("aws_secretsmanager_secret.this.replica: unsupported argument or block 'kms_key'", problems[0])
+
+    def test_misspelled_random_attribute(self):
+        problems = self.mutated(SIGNING, "secrets.tf", "random_bytes.this[each.key].base64", "random_bytes.this[each.key].base46")
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn("random_bytes.this has no attribute 'base46'", problems[0])
+
+    def test_random_floor_is_the_checked_version(self):
+        problems = self.mutated(SIGNING, "versions.tf", 'version = ">= 3.7.2, < 4.0.0"', 'version = ">= 3.5.0, < 4.0.0"')
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn("hashicorp/random constraint '>= 3.5.0, < 4.0.0' must start with '>= 3.7.2'", problems[0])
 
     def test_provider_block(self):
         problems = self.mutated(LOCALSTACK, "providers.tf", "skip_metadata_api_check", "skip_metadata_check")

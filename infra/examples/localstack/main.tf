@@ -5,6 +5,9 @@
 # `regis worker` applies each region's queue to a redis-server.
 
 locals {
+  # The tenant registry: local/topology.json's, unless given.
+  tenants = var.tenants != null ? var.tenants : jsondecode(file("${path.module}/../../../local/topology.json")).tenants
+
   # Settings shared by every region.
   queue_settings = {
     queue_name                    = var.queue_name
@@ -79,6 +82,7 @@ module "region_ap_southeast_1" {
   region          = "ap-southeast-1"
   topic_arns      = [module.topic.topic_arn]
   allowed_tenants = lookup(var.region_allowed_tenants, "ap-southeast-1", null)
+  tenants         = local.tenants
 
   queue_name                    = local.queue_settings.queue_name
   dlq_name                      = local.queue_settings.dlq_name
@@ -103,6 +107,7 @@ module "region_ap_south_1" {
   region          = "ap-south-1"
   topic_arns      = [module.topic.topic_arn]
   allowed_tenants = lookup(var.region_allowed_tenants, "ap-south-1", null)
+  tenants         = local.tenants
 
   queue_name                    = local.queue_settings.queue_name
   dlq_name                      = local.queue_settings.dlq_name
@@ -127,6 +132,7 @@ module "region_eu_west_1" {
   region          = "eu-west-1"
   topic_arns      = [module.topic.topic_arn]
   allowed_tenants = lookup(var.region_allowed_tenants, "eu-west-1", null)
+  tenants         = local.tenants
 
   queue_name                    = local.queue_settings.queue_name
   dlq_name                      = local.queue_settings.dlq_name

@@ -14,8 +14,8 @@ output "publisher_role_arn" {
 }
 
 output "publisher_tenants" {
-  description = "The publisher's tenant map: tenant => regions its batches carry in the regions attribute (a tenant not listed sends [\"*\"])."
-  value       = var.tenants
+  description = "The tenant registry (tenant => {regions, prefixes}): what the publishers and the workers (REGIS_TENANTS) are given."
+  value       = local.tenants
 }
 
 output "regions" {

@@ -124,15 +124,16 @@ variable "tombstone_horizon_seconds" {
 }
 
 variable "tenants" {
-  description = "Tenants whose data may go to some regions only (topology.json tenants): what the publisher puts in the regions attribute of their batches."
-  type        = map(list(string))
-  default = {
-    "hotel-sg" = ["ap-southeast-1", "ap-south-1"]
-  }
+  description = "The tenant registry (tenant => {regions, prefixes}). When null, the tenants of local/topology.json: the registry the local publishers and workers read, so the two cannot drift apart."
+  type = map(object({
+    regions  = list(string)
+    prefixes = list(string)
+  }))
+  default = null
 
   validation {
-    condition     = alltrue([for regions in values(var.tenants) : length(regions) > 0 && alltrue([for r in regions : contains(["ap-southeast-1", "ap-south-1", "eu-west-1"], r)])])
-    error_message = "Every tenant needs at least one region, among ap-southeast-1, ap-south-1 and eu-west-1."
+    condition     = var.tenants == null || try(alltrue([for t in values(var.tenants) : (length(t.regions) == 1 && contains(t.regions, "*")) || (length(t.regions) > 0 && alltrue([for r in t.regions : contains(["ap-southeast-1", "ap-south-1", "eu-west-1"], r)]))]), false)
+    error_message = "Every tenant's regions must be [\"*\"] or one or more of ap-southeast-1, ap-south-1 and eu-west-1."
   }
 }
 

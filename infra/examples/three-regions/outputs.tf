@@ -13,14 +13,29 @@ output "max_message_bytes" {
   value       = module.topic.max_message_bytes
 }
 
-output "publisher_policy_json" {
-  description = "IAM policy to attach to every role in publisher_role_arns."
-  value       = module.topic.publisher_policy_json
+output "publisher_policies" {
+  description = "Per publisher: its role and the IAM policy (JSON) to attach to it: publish to the topic, and read (and decrypt) the signing keys of its tenants, no other."
+  value = {
+    for name, p in var.publishers : name => {
+      role_arn    = p.role_arn
+      policy_json = data.aws_iam_policy_document.publisher[name].json
+    }
+  }
 }
 
 output "publisher_tenants" {
-  description = "The publisher's tenant map: tenant => the regions attribute of its batches (a tenant not listed sends [\"*\"])."
+  description = "The tenant registry (tenant => {regions, prefixes}), as the appliers have it in REGIS_TENANTS: the publishers' tenant configuration (a batch carries its tenant's regions in its regions attribute)."
   value       = var.tenants
+}
+
+output "signing_keys" {
+  description = "Per signing key: the tenants it may sign for and the ARN of its secret in the topic's region (where the publishers read it; each region's applier reads the replica in its region)."
+  value = {
+    for id, arn in module.signing_keys.secret_arns_by_key : id => {
+      tenants    = module.signing_keys.key_tenants[id]
+      secret_arn = arn
+    }
+  }
 }
 
 output "tenant_reach" {
@@ -29,7 +44,7 @@ output "tenant_reach" {
 }
 
 output "regions" {
-  description = "Per region: queues (the apply queue, its DLQ, and the topic's undelivered queue for the region, in the topic's region), filter policy, alarm topic, applier and Redis endpoint."
+  description = "Per region: queues (the apply queue, its DLQ, and the topic's undelivered queue for the region, in the topic's region), filter policy, alarm topic, applier, Redis endpoint and the signing secrets the applier reads there."
   value = {
     for m in local.regions : m.region => {
       queue_url           = m.queue_url
@@ -40,6 +55,7 @@ output "regions" {
       alarm_topic_arn     = m.alarm_topic_arn
       lambda_function_arn = m.lambda_function_arn
       redis_endpoint      = m.redis_endpoint
+      signing_secret_arns = module.signing_keys.secret_arns[m.region]
     }
   }
 }

@@ -1,10 +1,13 @@
-variable "publisher_role_arns" {
-  description = "IAM roles of the services that publish batches (the only principals allowed to publish). Attach the output publisher_policy_json to each."
-  type        = list(string)
+variable "publishers" {
+  description = "The services that publish batches: name => {role_arn, tenants}. Their roles are the only principals allowed to publish; each may read the signing keys of its tenants only. Attach output publisher_policies[name].policy_json to each role."
+  type = map(object({
+    role_arn = string
+    tenants  = list(string)
+  }))
 
   validation {
-    condition     = length(var.publisher_role_arns) > 0 && alltrue([for arn in var.publisher_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
-    error_message = "publisher_role_arns must be one or more IAM role ARNs."
+    condition     = length(var.publishers) > 0 && alltrue([for p in values(var.publishers) : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", p.role_arn)) && length(p.tenants) > 0])
+    error_message = "publishers must name one or more services, each with an IAM role ARN and one or more tenants."
   }
 }
 
@@ -49,10 +52,23 @@ variable "elasticache_auth_tokens" {
 }
 
 variable "signing_keys" {
-  description = "REGIS_SIGNING_KEYS of every applier (id:base64secret, comma-separated), the same keys the publishers sign with. Null accepts unsigned batches."
-  type        = string
-  default     = null
-  sensitive   = true
+  description = "The batch-signing keys: key id => {tenants} it may sign for. Each becomes a Secrets Manager secret (32 random bytes, KMS-encrypted) in the topic's region, replicated to the other regions; every applier reads all of them, each publisher those of its tenants. Empty is refused unless allow_unsigned is true. Rotate by adding a key, switching the publishers to it, then removing the old one."
+  type = map(object({
+    tenants = list(string)
+  }))
+  default = {}
+}
+
+variable "allow_unsigned" {
+  description = "Deploy the appliers without signing keys, accepting unsigned batches (REGIS_ALLOW_UNSIGNED=true). Only for a deployment that means it."
+  type        = bool
+  default     = false
+}
+
+variable "operator_role_arns" {
+  description = "Roles that may send to the apply queues besides the topic: those `regis dlq redrive` and `regis resync` run as. Every other sender is denied by the queue policies."
+  type        = list(string)
+  default     = []
 }
 
 variable "sentry_dsn" {
@@ -63,15 +79,15 @@ variable "sentry_dsn" {
 }
 
 variable "tenants" {
-  description = "Tenants whose data may only go to some regions: the publisher's tenant map (tenant => the regions attribute of its batches). A tenant not listed is sent with [\"*\"] and reaches every region."
-  type        = map(list(string))
-  default = {
-    "hotel-sg" = ["ap-southeast-1", "ap-south-1"]
-  }
+  description = "The tenant registry: tenant => {regions its data may live in ([\"*\"]: every region), key prefixes its batches may write ([\"\"]: any key)}. The publishers send a tenant's batches with regions = its regions, so SNS delivers them only there; every applier gets the registry (REGIS_TENANTS) and parks a batch of a tenant not allowed in its region or writing outside its prefixes. A tenant not listed is refused."
+  type = map(object({
+    regions  = list(string)
+    prefixes = list(string)
+  }))
 
   validation {
-    condition     = alltrue([for regions in values(var.tenants) : length(regions) > 0 && alltrue([for r in regions : contains(["ap-southeast-1", "ap-south-1", "eu-west-1"], r)])])
-    error_message = "Every tenant needs at least one region, among ap-southeast-1, ap-south-1 and eu-west-1."
+    condition     = alltrue([for t in values(var.tenants) : (length(t.regions) == 1 && contains(t.regions, "*")) || (length(t.regions) > 0 && alltrue([for r in t.regions : contains(["ap-southeast-1", "ap-south-1", "eu-west-1"], r)]))])
+    error_message = "Every tenant's regions must be [\"*\"] or one or more of ap-southeast-1, ap-south-1 and eu-west-1."
   }
 }
 

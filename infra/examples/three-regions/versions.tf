@@ -10,5 +10,11 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 6.25.0, < 7.0.0"
     }
+    random = {
+      # The signing keys' random bytes (modules/signing-keys); the floor is
+      # the version whose schema the check reads.
+      source  = "hashicorp/random"
+      version = ">= 3.7.2, < 4.0.0"
+    }
   }
 }

@@ -58,6 +58,34 @@ data "aws_iam_policy_document" "lambda" {
     resources = [local.kms_key_arn]
   }
 
+  # Every signing key's secret in this region, whichever tenants it signs
+  # for: the applier checks each batch's key against its tenant.
+  dynamic "statement" {
+    for_each = length(var.signing_secret_arns) > 0 ? ["ReadTheSigningKeys"] : []
+
+    content {
+      sid       = statement.value
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = var.signing_secret_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.signing_secret_arns) > 0 ? ["DecryptTheSigningKeys"] : []
+
+    content {
+      sid       = statement.value
+      actions   = ["kms:Decrypt"]
+      resources = [local.signing_kms_key_arn]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${var.region}.amazonaws.com"]
+      }
+    }
+  }
+
   statement {
     sid       = "WriteItsOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]

@@ -85,6 +85,22 @@ resource "aws_lambda_function" "this" {
       condition     = !local.in_vpc || var.vpc_id != null
       error_message = "vpc_id is required with subnet_ids."
     }
+
+    # Signed by default: an applier without keys accepts forged batches.
+    precondition {
+      condition     = length(var.signing_secret_arns) > 0 || var.allow_unsigned
+      error_message = "The applier has no signing keys: give signing_secret_arns (the signing-keys module's secret_arns for this region), or set allow_unsigned = true to accept unsigned batches knowingly."
+    }
+
+    precondition {
+      condition     = alltrue([for arn in var.signing_secret_arns : split(":", arn)[3] == var.region])
+      error_message = "Every signing secret must be in the applier's region (the signing-keys module's secret_arns[region]: a replica where the secret is replicated)."
+    }
+
+    precondition {
+      condition     = local.lambda_environment_bytes <= 4096
+      error_message = "The applier's environment exceeds Lambda's 4 KB (as JSON): shorten the tenant registry (REGIS_TENANTS), use fewer signing keys (REGIS_SIGNING_SECRET_IDS) or a shorter sentry_dsn."
+    }
   }
 }
 

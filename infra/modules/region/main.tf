@@ -50,6 +50,8 @@ locals {
   )
   redis_url = var.create_elasticache ? "rediss://:${var.elasticache_auth_token != null ? urlencode(var.elasticache_auth_token) : ""}@${local.redis_host}:${var.redis_port}" : var.redis_url
 
+  signing_kms_key_arn = var.signing_kms_key_arn != null ? var.signing_kms_key_arn : local.kms_key_arn
+
   # The "Applier configuration" of docs/ARCHITECTURE.md. REGIS_QUEUE_URL is
   # the worker's only: the Lambda receives its records from the event source
   # mapping. Unset optional settings are left out, not set empty.
@@ -59,10 +61,20 @@ locals {
     REGIS_REDIS_CLUSTER             = tostring(var.redis_cluster_mode)
     REGIS_DLQ_URL                   = aws_sqs_queue.dlq.url
     REGIS_MODE                      = var.applier_mode
-    REGIS_SIGNING_KEYS              = var.signing_keys
+    REGIS_TENANTS                   = jsonencode(var.tenants)
+    REGIS_SIGNING_SECRET_IDS        = length(var.signing_secret_arns) > 0 ? join(",", var.signing_secret_arns) : null
+    REGIS_ALLOW_UNSIGNED            = var.allow_unsigned ? "true" : null
     REGIS_TOMBSTONE_HORIZON_SECONDS = tostring(var.tombstone_horizon_seconds)
     REGIS_MAX_CLOCK_SKEW_SECONDS    = tostring(var.max_clock_skew_seconds)
     REGIS_APPLY_BUDGET              = tostring(var.apply_budget_commands)
     SENTRY_DSN                      = var.sentry_dsn
   } : k => v if v != null }
+
+  # What Lambda measures against its 4 KB limit: the environment as JSON, in
+  # bytes (base64 takes 4 characters per 3 bytes; its padding says how many
+  # the last group lacks). Known once the queue's URL and the secrets' ARNs
+  # are, so the precondition on the function is checked at apply at the
+  # latest.
+  lambda_environment_base64 = base64encode(jsonencode(local.lambda_environment))
+  lambda_environment_bytes  = length(local.lambda_environment_base64) / 4 * 3 - length(regexall("=", local.lambda_environment_base64))
 }

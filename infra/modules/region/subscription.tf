@@ -1,7 +1,8 @@
 ################################################################################
 # What reaches the apply queue: the filter policy of this region's
 # subscriptions (created by each topic's module, in the topic's region and
-# account) and the queue policy that lets only those topics deliver
+# account) and the queue policy that lets only those topics deliver, and
+# only them and the operators' roles send
 ################################################################################
 
 locals {
@@ -26,6 +27,40 @@ data "aws_iam_policy_document" "queue" {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
       values   = var.topic_arns
+    }
+  }
+
+  # Fail closed: no principal of any account, this one's included, sends
+  # to the queue but the topics (SNS names them in aws:SourceArn; absent on
+  # a direct call, so a caller cannot pass for them) and the roles named in
+  # operator_role_arns (redrive, resync). Conditions of a statement are
+  # all required: a topic's delivery fails the first, an operator's call
+  # the second.
+  statement {
+    sid       = "DenyEveryOtherSender"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.this.arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:SourceArn"
+      values   = var.topic_arns
+    }
+
+    dynamic "condition" {
+      for_each = length(var.operator_role_arns) > 0 ? [var.operator_role_arns] : []
+
+      content {
+        test     = "ArnNotEquals"
+        variable = "aws:PrincipalArn"
+        values   = condition.value
+      }
     }
   }
 }

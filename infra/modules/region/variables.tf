@@ -27,6 +27,17 @@ variable "topic_arns" {
   }
 }
 
+variable "operator_role_arns" {
+  description = "IAM roles that may send to the apply queue besides the topics: those `regis dlq redrive` and `regis resync` run as. The queue policy denies sqs:SendMessage to every other principal; these roles still need an IAM policy granting it (and the KMS data-key operations on the queue's key)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.operator_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", arn))])
+    error_message = "Every operator must be an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)."
+  }
+}
+
 variable "allowed_tenants" {
   description = "When set, this region accepts only these tenants: the filter policy gets \"tenant\": [...] next to \"regions\": [region, \"*\"]. When null, every tenant whose batches name this region (or \"*\") is accepted."
   type        = list(string)
@@ -154,7 +165,7 @@ variable "dlq_max_message_size" {
 ################################################################################
 
 variable "kms_key_arn" {
-  description = "ARN of an existing customer managed KMS key for the queues, the Lambda environment, the log group, the alarm topic and ElastiCache. Its policy must let sns.amazonaws.com (delivery from the topics), logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use it. When null, the module creates such a key."
+  description = "ARN of an existing customer managed KMS key for the queues, the Lambda environment, the log group, the alarm topic and ElastiCache. Its policy must let sns.amazonaws.com (delivery from the topics), logs.<region>.amazonaws.com and cloudwatch.amazonaws.com use it, and IAM policies of the account grant its use (the signing keys' secrets in this region may be encrypted with it: the applier's and the publishers' policies grant the decryption). When null, the module creates such a key."
   type        = string
   default     = null
 
@@ -306,16 +317,62 @@ variable "applier_mode" {
   }
 }
 
-variable "signing_keys" {
-  description = "REGIS_SIGNING_KEYS: comma-separated id:base64secret pairs. When set, the applier refuses unsigned or badly signed batches. Stored in the Lambda environment, encrypted with the module's KMS key."
-  type        = string
-  default     = null
-  sensitive   = true
+variable "tenants" {
+  description = "The tenant registry, the same for every region, the publishers and the local topology: tenant => {regions, prefixes}. regions are the regions its data may live in ([\"*\"]: every region), prefixes the key prefixes its batches may write ([\"\"]: any key). Rendered as compact JSON to REGIS_TENANTS: the applier parks (tenant-denied) a batch of a tenant not allowed in its region, or writing a key outside the tenant's prefixes. Lambda allows 4 KB for its whole environment: the registry may take 3 KB of it."
+  type = map(object({
+    regions  = list(string)
+    prefixes = list(string)
+  }))
 
   validation {
-    condition     = var.signing_keys == null || can(regex("^[A-Za-z0-9._-]+:[A-Za-z0-9+/]+=*(,[A-Za-z0-9._-]+:[A-Za-z0-9+/]+=*)*$", var.signing_keys))
-    error_message = "signing_keys must be comma-separated id:base64secret pairs, or null."
+    condition     = length(var.tenants) > 0 && alltrue([for t in keys(var.tenants) : length(t) > 0])
+    error_message = "tenants must name one or more tenants, each with a non-empty id."
   }
+
+  validation {
+    condition     = alltrue([for t in values(var.tenants) : (length(t.regions) == 1 && contains(t.regions, "*")) || (length(t.regions) > 0 && alltrue([for r in t.regions : can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$", r))]))])
+    error_message = "Every tenant's regions must be [\"*\"] (every region) or one or more region names such as eu-west-1."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.tenants) : length(t.prefixes) > 0])
+    error_message = "Every tenant needs one or more key prefixes ([\"\"] allows any key)."
+  }
+
+  # Bytes, not characters: base64 takes 4 characters per 3 bytes, and its
+  # padding says how many the last group lacks.
+  validation {
+    condition     = length(base64encode(jsonencode(var.tenants))) / 4 * 3 - length(regexall("=", base64encode(jsonencode(var.tenants)))) <= 3072
+    error_message = "The tenant registry takes more than 3072 bytes as compact JSON (REGIS_TENANTS): Lambda allows 4 KB for the whole environment of the applier, and the other settings need the rest."
+  }
+}
+
+variable "signing_secret_arns" {
+  description = "ARNs of the signing keys' Secrets Manager secrets in this region (output secret_arns[region] of the signing-keys module): REGIS_SIGNING_SECRET_IDS, comma-separated. The applier's role may read them (secretsmanager:GetSecretValue, and kms:Decrypt on signing_kms_key_arn through Secrets Manager); the applier loads them at start and refuses unsigned batches and batches signed by a key not bound to their tenant. Empty is refused unless allow_unsigned is true."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.signing_secret_arns : can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", arn))])
+    error_message = "Every signing secret must be a Secrets Manager secret ARN (arn:<partition>:secretsmanager:<region>:<account>:secret:<name>)."
+  }
+}
+
+variable "signing_kms_key_arn" {
+  description = "The KMS key that encrypts the signing secrets in this region (output kms_key_arns[region] of the signing-keys module). When null, the region's key (kms_key_arn, or the one the module creates)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.signing_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.signing_kms_key_arn))
+    error_message = "signing_kms_key_arn must be a KMS key ARN (not an alias), or null."
+  }
+}
+
+variable "allow_unsigned" {
+  description = "REGIS_ALLOW_UNSIGNED=true: the applier may start without signing keys and then accepts unsigned batches. Without it, a Lambda without signing_secret_arns is refused at plan: a deployment is signed unless it says otherwise."
+  type        = bool
+  default     = false
 }
 
 variable "tombstone_horizon_seconds" {

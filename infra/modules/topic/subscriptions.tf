@@ -49,6 +49,26 @@ data "aws_iam_policy_document" "undelivered" {
       values   = [aws_sns_topic.this.arn]
     }
   }
+
+  # Fail closed: nobody else, in any account, puts batches there (an
+  # operator moves them on to the region's apply queue, never in).
+  statement {
+    sid       = "DenyEveryOtherSender"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.undelivered[count.index].arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_sns_topic.this.arn]
+    }
+  }
 }
 
 resource "aws_sqs_queue_policy" "undelivered" {
