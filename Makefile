@@ -40,12 +40,16 @@ check-infra:
 	else echo "infra/check.sh not present: nothing to check"; fi
 
 ## bench: the benchmark suite (release build); prints a table and writes bench/results.json.
+## Installs valkey-server (local/valkey.sh) for the apply figures on Valkey.
 ## Uses the LocalStack on 127.0.0.1:$REGIS_LOCALSTACK_PORT; when none runs, brings the
 ## environment up for the run and takes it down again afterwards.
 bench:
 	cargo build --release -p regis-cli -p regis-bench
 	@port="$${REGIS_LOCALSTACK_PORT:-4566}"; \
 	export AWS_ENDPOINT_URL="http://127.0.0.1:$$port"; \
+	if [ -z "$${REGIS_VALKEY_SERVER:-}" ]; then \
+		REGIS_VALKEY_SERVER="$$(local/valkey.sh)" || exit 1; export REGIS_VALKEY_SERVER; \
+	fi; \
 	if curl -fsS --max-time 3 "$$AWS_ENDPOINT_URL/_localstack/health" >/dev/null 2>&1; then \
 		target/release/regis-bench; \
 	else \

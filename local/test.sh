@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything `make test` runs, in order, with a timing for each stage:
 #   1. cargo test --no-run     build every test target (and the regis binary)
+#      local/valkey.sh         Valkey for the tests that run on both engines
+#                              (REGIS_VALKEY_SERVER, unless already set)
 #   2. local/up.sh             the local multi-region environment
 #   3. cargo test --workspace  unit, integration and end-to-end tests
 #   4. local/fuzz.sh smoke     the decoder's fuzz target builds and survives a short run
@@ -59,6 +61,15 @@ trap 'if [ "$first_failure" -eq 0 ]; then first_failure=130; fi; exit' INT TERM
 # once with the features the test targets unify to saves building the async
 # stack twice (a plain `cargo build -p regis-cli` resolves other features).
 run_stage build cargo test --workspace --no-run
+# The apply and property tests run on Redis and on Valkey; the testkit finds
+# valkey-server through REGIS_VALKEY_SERVER.
+install_valkey() {
+    REGIS_VALKEY_SERVER="$(local/valkey.sh)" || return
+    export REGIS_VALKEY_SERVER
+}
+if [ "$first_failure" -eq 0 ] && [ -z "${REGIS_VALKEY_SERVER:-}" ]; then
+    run_stage valkey install_valkey
+fi
 if [ "$first_failure" -eq 0 ]; then
     REGIS_SKIP_BUILD=1 run_stage up local/up.sh
 fi

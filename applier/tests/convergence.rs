@@ -2,7 +2,7 @@
 //! element writes, whole-key writes (with type changes) and expiry writes
 //! (expiries already passed, passing during the history, or far ahead;
 //! PERSIST; replacements carrying an expiry), cut into batches and applied
-//! to a real redis-server in last-writer-wins mode three ways:
+//! to a real server (Redis and Valkey) in last-writer-wins mode three ways:
 //!
 //! * **on time**: in publish order, each batch with the applier's clock at
 //!   its own time, so expiries pass while the history is applied;
@@ -28,7 +28,7 @@ use redis::aio::MultiplexedConnection;
 use redis_support::{Dump, batch, diff_within, dump, now_ms};
 use regis_applier::apply::model::LwwModel;
 use regis_applier::apply::{Engine, RedisOptions};
-use regis_testkit::RedisServer;
+use regis_testkit::{RedisServer, ServerEngine};
 use regis_wire::{Batch, Command, HybridClock, Mode, VersionedCommand};
 
 /// Proptest cases per run (each applies the history three times).
@@ -361,9 +361,8 @@ fn relative(d: &Dump, base: u64) -> Dump {
         .collect()
 }
 
-#[test]
-fn on_time_late_and_shuffled_deliveries_converge_to_the_model() {
-    let server = RedisServer::start();
+fn on_time_late_and_shuffled_deliveries_converge_to_the_model(on: ServerEngine) {
+    let server = RedisServer::start_engine(on);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -449,8 +448,10 @@ fn on_time_late_and_shuffled_deliveries_converge_to_the_model() {
         }
         Ok(())
     });
-    eprintln!("{CASES} cases in {:?}", started.elapsed());
+    eprintln!("{CASES} cases on {on} in {:?}", started.elapsed());
     if let Err(e) = result {
         panic!("{e}");
     }
 }
+
+regis_testkit::on_each_engine!(sync: on_time_late_and_shuffled_deliveries_converge_to_the_model);

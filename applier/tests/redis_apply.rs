@@ -1,5 +1,5 @@
 //! Every command lands in Redis with the right type, value and absolute
-//! expiry, in both modes, against a real redis-server.
+//! expiry, in both modes, against a real Redis and a real Valkey.
 
 mod redis_support;
 
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use redis_support::{EXPIRY_TOLERANCE_MS, at, batch, diff, dump, now_ms, read_key};
 use regis_applier::apply::model::{LwwModel, ModelValue};
 use regis_applier::apply::{ApplyError, BatchApplied, Engine, RedisOptions};
-use regis_testkit::RedisServer;
+use regis_testkit::{RedisServer, ServerEngine};
 use regis_wire::{Command, Mode, VersionedCommand};
 
 fn b(s: &[u8]) -> Vec<u8> {
@@ -108,8 +108,8 @@ fn every_command(now: u64) -> Vec<Command> {
     ]
 }
 
-async fn every_command_lands(mode: Mode) {
-    let server = RedisServer::start();
+async fn every_command_lands(on: ServerEngine, mode: Mode) {
+    let server = RedisServer::start_engine(on);
     let engine = Engine::connect(&server.url(), mode, RedisOptions::default())
         .await
         .unwrap();
@@ -181,19 +181,16 @@ async fn every_command_lands(mode: Mode) {
     }
 }
 
-#[tokio::test]
-async fn every_command_lands_in_plain_mode() {
-    every_command_lands(Mode::Plain).await;
+async fn every_command_lands_in_plain_mode(on: ServerEngine) {
+    every_command_lands(on, Mode::Plain).await;
 }
 
-#[tokio::test]
-async fn every_command_lands_in_lww_mode() {
-    every_command_lands(Mode::Lww).await;
+async fn every_command_lands_in_lww_mode(on: ServerEngine) {
+    every_command_lands(on, Mode::Lww).await;
 }
 
-#[tokio::test]
-async fn auth_password_from_the_url() {
-    let server = RedisServer::start_with_args(&["--requirepass", "s3cr@t"]);
+async fn auth_password_from_the_url(on: ServerEngine) {
+    let server = RedisServer::start_engine_with_args(on, &["--requirepass", "s3cr@t"]);
     let url = format!("redis://:s3cr%40t@127.0.0.1:{}", server.port());
     for mode in [Mode::Plain, Mode::Lww] {
         let engine = Engine::connect(&url, mode, RedisOptions::default()).await.unwrap();
@@ -221,9 +218,8 @@ async fn auth_password_from_the_url() {
     assert_eq!(err.reason(), "redis-auth", "{err}");
 }
 
-#[tokio::test]
-async fn a_batch_in_the_wrong_mode_is_refused() {
-    let server = RedisServer::start();
+async fn a_batch_in_the_wrong_mode_is_refused(on: ServerEngine) {
+    let server = RedisServer::start_engine(on);
     for (engine_mode, batch_mode) in [(Mode::Lww, Mode::Plain), (Mode::Plain, Mode::Lww)] {
         let engine = Engine::connect(&server.url(), engine_mode, RedisOptions::default())
             .await
@@ -269,9 +265,8 @@ async fn a_batch_in_the_wrong_mode_is_refused() {
     }
 }
 
-#[tokio::test]
-async fn wrongtype_in_plain_mode_fails_only_its_batch_permanently() {
-    let server = RedisServer::start();
+async fn wrongtype_in_plain_mode_fails_only_its_batch_permanently(on: ServerEngine) {
+    let server = RedisServer::start_engine(on);
     let engine = Engine::connect(&server.url(), Mode::Plain, RedisOptions::default())
         .await
         .unwrap();
@@ -323,9 +318,8 @@ async fn wrongtype_in_plain_mode_fails_only_its_batch_permanently() {
     assert!(results[2].is_ok());
 }
 
-#[tokio::test]
-async fn type_conflicts_are_counted_in_lww_mode() {
-    let server = RedisServer::start();
+async fn type_conflicts_are_counted_in_lww_mode(on: ServerEngine) {
+    let server = RedisServer::start_engine(on);
     let engine = Engine::connect(&server.url(), Mode::Lww, RedisOptions::default())
         .await
         .unwrap();
@@ -364,3 +358,12 @@ async fn type_conflicts_are_counted_in_lww_mode() {
         }
     );
 }
+
+regis_testkit::on_each_engine!(
+    async: every_command_lands_in_plain_mode,
+    every_command_lands_in_lww_mode,
+    auth_password_from_the_url,
+    a_batch_in_the_wrong_mode_is_refused,
+    wrongtype_in_plain_mode_fails_only_its_batch_permanently,
+    type_conflicts_are_counted_in_lww_mode,
+);

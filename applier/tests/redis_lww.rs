@@ -1,4 +1,4 @@
-//! Last-writer-wins semantics against a real redis-server: the named
+//! Last-writer-wins semantics against a real Redis and a real Valkey: the named
 //! scenarios of the design, expiries judged at the writes' times (sliding
 //! TTLs in late regions, expired data kept aside, clocks set late and
 //! early), bookkeeping lifetimes, script cache loss, and the memory the
@@ -15,7 +15,7 @@ use regis_applier::apply::bookkeeping::{aside_key, bookkeeping_key};
 use regis_applier::apply::model::{LwwModel, ModelValue};
 use regis_applier::apply::slot::key_slot;
 use regis_applier::apply::{ASIDE_WINDOW, ApplyError, BatchApplied, CHAIN_MAX, Engine, RedisOptions};
-use regis_testkit::RedisServer;
+use regis_testkit::{RedisServer, ServerEngine};
 use regis_wire::{Command, Mode, Version, VersionedCommand};
 
 /// Tolerance for TTLs computed from two clock readings.
@@ -31,8 +31,8 @@ struct Region {
     conn: MultiplexedConnection,
 }
 
-async fn region(options: RedisOptions) -> Region {
-    let server = RedisServer::start();
+async fn region(on: ServerEngine, options: RedisOptions) -> Region {
+    let server = RedisServer::start_engine(on);
     let engine = Engine::connect(&server.url(), Mode::Lww, options).await.unwrap();
     let conn = server.client().get_multiplexed_async_connection().await.unwrap();
     Region {
@@ -96,9 +96,8 @@ fn hash(pairs: &[(&[u8], &[u8])]) -> ModelValue {
     ModelValue::Hash(pairs.iter().map(|(f, v)| (b(f), b(v))).collect::<BTreeMap<_, _>>())
 }
 
-#[tokio::test]
-async fn late_older_set_after_newer_del_stays_deleted() {
-    let mut r = region(RedisOptions::default()).await;
+async fn late_older_set_after_newer_del_stays_deleted(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     r.deliver(&[at(100, 1, set(b"k", b"v0"))]).await;
     let applied = r
         .deliver(&[at(300, 1, Command::Del { key: b(b"k") }), at(200, 1, set(b"k", b"v1"))])
@@ -107,10 +106,9 @@ async fn late_older_set_after_newer_del_stays_deleted() {
     assert_eq!(r.get(b"k").await, None);
 }
 
-#[tokio::test]
-async fn concurrent_same_millisecond_writes_pick_the_higher_rank_everywhere() {
-    let mut eu = region(RedisOptions::default()).await;
-    let mut ap = region(RedisOptions::default()).await;
+async fn concurrent_same_millisecond_writes_pick_the_higher_rank_everywhere(on: ServerEngine) {
+    let mut eu = region(on, RedisOptions::default()).await;
+    let mut ap = region(on, RedisOptions::default()).await;
     let from_rank1 = VersionedCommand::new(Version::new(500, 0, 1), set(b"k", b"from-1"));
     let from_rank2 = VersionedCommand::new(Version::new(500, 0, 2), set(b"k", b"from-2"));
     let field_rank1 = VersionedCommand::new(Version::new(500, 3, 1), hset(b"h", b"f", b"from-1"));
@@ -129,9 +127,8 @@ async fn concurrent_same_millisecond_writes_pick_the_higher_rank_everywhere() {
     }
 }
 
-#[tokio::test]
-async fn a_late_older_field_write_does_not_undo_a_newer_one() {
-    let mut r = region(RedisOptions::default()).await;
+async fn a_late_older_field_write_does_not_undo_a_newer_one(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     r.deliver(&[
         at(200, 1, hset(b"h", b"b", b"new-b")),
         at(100, 1, hset(b"h", b"a", b"a")),
@@ -142,9 +139,8 @@ async fn a_late_older_field_write_does_not_undo_a_newer_one() {
     assert_eq!(r.get(b"h").await, Some(hash(&[(b"a", b"a"), (b"b", b"new-b")])));
 }
 
-#[tokio::test]
-async fn a_newer_replacement_beats_older_field_writes_and_a_late_older_one_keeps_newer_fields() {
-    let mut r = region(RedisOptions::default()).await;
+async fn a_newer_replacement_beats_older_field_writes_and_a_late_older_one_keeps_newer_fields(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let replace = |ms, fields: &[(&[u8], &[u8])]| {
         at(
             ms,
@@ -190,9 +186,8 @@ async fn a_newer_replacement_beats_older_field_writes_and_a_late_older_one_keeps
     assert_eq!(r.get(b"h").await, Some(hash(&[(b"new", b"n"), (b"q", b"q")])));
 }
 
-#[tokio::test]
-async fn duplicates_are_no_ops() {
-    let mut r = region(RedisOptions::default()).await;
+async fn duplicates_are_no_ops(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let commands = vec![
         at(100, 1, set(b"k", b"v")),
         at(101, 1, hset(b"h", b"f", b"v")),
@@ -244,9 +239,8 @@ async fn duplicates_are_no_ops() {
     );
 }
 
-#[tokio::test]
-async fn a_late_older_pexpireat_does_not_override_a_newer_persist() {
-    let mut r = region(RedisOptions::default()).await;
+async fn a_late_older_pexpireat_does_not_override_a_newer_persist(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let soon = now_ms() + 60_000;
     r.deliver(&[at(
         100,
@@ -294,13 +288,15 @@ async fn a_late_older_pexpireat_does_not_override_a_newer_persist() {
     );
 }
 
-#[tokio::test]
-async fn bookkeeping_lifetimes_follow_the_data() {
+async fn bookkeeping_lifetimes_follow_the_data(on: ServerEngine) {
     let horizon = Duration::from_secs(3600);
-    let mut r = region(RedisOptions {
-        tombstone_horizon: horizon,
-        ..RedisOptions::default()
-    })
+    let mut r = region(
+        on,
+        RedisOptions {
+            tombstone_horizon: horizon,
+            ..RedisOptions::default()
+        },
+    )
     .await;
     let h = horizon.as_millis() as u64;
     let real_now = now_ms();
@@ -409,9 +405,8 @@ async fn bookkeeping_lifetimes_follow_the_data() {
 /// A SET without expiry leaves its bookkeeping without TTL whatever came
 /// before it (an expiry, a deletion, another type), in the same script call
 /// or an earlier one: the guard for any shortcut around the PERSIST of `M`.
-#[tokio::test]
-async fn a_set_without_expiry_always_leaves_persistent_bookkeeping() {
-    let mut r = region(RedisOptions::default()).await;
+async fn a_set_without_expiry_always_leaves_persistent_bookkeeping(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let later = now_ms() + 3_600_000;
     let set_x = |key: &[u8]| Command::Set {
         key: b(key),
@@ -468,22 +463,23 @@ async fn a_set_without_expiry_always_leaves_persistent_bookkeeping() {
     }
 }
 
-#[tokio::test]
-async fn lost_script_cache_is_reloaded() {
-    let mut r = region(RedisOptions::default()).await;
+async fn lost_script_cache_is_reloaded(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     redis::cmd("SCRIPT").arg("FLUSH").exec_async(&mut r.conn).await.unwrap();
     let applied = r.deliver(&[at(100, 1, set(b"k", b"v"))]).await;
     assert_eq!(applied[0].commands, 1);
     assert_eq!(r.get(b"k").await, Some(ModelValue::String(b(b"v"))));
 }
 
-#[tokio::test]
-async fn a_batch_refused_for_its_content_fails_alone() {
+async fn a_batch_refused_for_its_content_fails_alone(on: ServerEngine) {
     // Three commands per script call, so the calls mix batches.
-    let mut r = region(RedisOptions {
-        max_commands_per_script: 3,
-        ..RedisOptions::default()
-    })
+    let mut r = region(
+        on,
+        RedisOptions {
+            max_commands_per_script: 3,
+            ..RedisOptions::default()
+        },
+    )
     .await;
     let good = batch(
         Mode::Lww,
@@ -527,10 +523,9 @@ async fn a_batch_refused_for_its_content_fails_alone() {
 /// which includes the key's own overhead), for collections small enough for
 /// Redis's compact encoding (100 elements) and larger ones (1000). The
 /// figures are in `docs/lww.md`.
-#[tokio::test]
-async fn bookkeeping_memory_overhead() {
-    let r = region(RedisOptions::default()).await;
-    let plain_server = RedisServer::start();
+async fn bookkeeping_memory_overhead(on: ServerEngine) {
+    let r = region(on, RedisOptions::default()).await;
+    let plain_server = RedisServer::start_engine(on);
     let plain = Engine::connect(&plain_server.url(), Mode::Plain, RedisOptions::default())
         .await
         .unwrap();
@@ -622,11 +617,10 @@ async fn bookkeeping_memory_overhead() {
     }
 }
 
-#[tokio::test]
-async fn versions_compare_in_order_across_the_digit_letter_boundary() {
+async fn versions_compare_in_order_across_the_digit_letter_boundary(on: ServerEngine) {
     // 1_700_000_000_009 ends in hex `9`, 1_700_000_000_010 in `a`: the script
     // compares the sortable strings, which must order `9` before `a`.
-    let mut r = region(RedisOptions::default()).await;
+    let mut r = region(on, RedisOptions::default()).await;
     let applied = r
         .deliver(&[
             at(1_700_000_000_010, 1, set(b"k", b"newer")),
@@ -736,8 +730,8 @@ async fn relative_state(r: &mut Region, key: &[u8], base: u64) -> Option<(ModelV
     read_key(&mut r.conn, key).await.map(|(v, x)| (v, x.map(|x| x - base)))
 }
 
-async fn sliding_ttl_survives_a_late_region(kind: &str) {
-    let mut r = region(RedisOptions::default()).await;
+async fn sliding_ttl_survives_a_late_region(on: ServerEngine, kind: &str) {
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     // On time: the versions an hour ahead of Redis's clock, the applier's
     // clock at each write's time, so nothing has expired when it is applied.
@@ -785,29 +779,26 @@ async fn sliding_ttl_survives_a_late_region(kind: &str) {
     }
 }
 
-#[tokio::test]
-async fn sliding_ttl_string_survives_a_late_region() {
-    sliding_ttl_survives_a_late_region("string").await;
+async fn sliding_ttl_string_survives_a_late_region(on: ServerEngine) {
+    sliding_ttl_survives_a_late_region(on, "string").await;
 }
 
-#[tokio::test]
-async fn sliding_ttl_hash_survives_a_late_region() {
-    sliding_ttl_survives_a_late_region("hash").await;
+async fn sliding_ttl_hash_survives_a_late_region(on: ServerEngine) {
+    sliding_ttl_survives_a_late_region(on, "hash").await;
 }
 
-#[tokio::test]
-async fn sliding_ttl_set_survives_a_late_region() {
-    sliding_ttl_survives_a_late_region("set").await;
+async fn sliding_ttl_set_survives_a_late_region(on: ServerEngine) {
+    sliding_ttl_survives_a_late_region(on, "set").await;
 }
 
-#[tokio::test]
-async fn sliding_ttl_sorted_set_survives_a_late_region() {
-    sliding_ttl_survives_a_late_region("zset").await;
+async fn sliding_ttl_sorted_set_survives_a_late_region(on: ServerEngine) {
+    sliding_ttl_survives_a_late_region(on, "zset").await;
 }
 
-#[tokio::test]
-async fn expired_data_waits_aside_invisible_in_the_keys_slot_and_only_an_earlier_extension_revives_it() {
-    let mut r = region(RedisOptions::default()).await;
+async fn expired_data_waits_aside_invisible_in_the_keys_slot_and_only_an_earlier_extension_revives_it(
+    on: ServerEngine,
+) {
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let base = real - 60_000;
     let key = b(b"{user:9}:session");
@@ -872,13 +863,15 @@ async fn expired_data_waits_aside_invisible_in_the_keys_slot_and_only_an_earlier
     assert!(!r.exists(&a).await);
 }
 
-#[tokio::test]
-async fn aside_data_is_gone_after_the_window() {
+async fn aside_data_is_gone_after_the_window(on: ServerEngine) {
     // A horizon of two seconds caps the window at two seconds.
-    let mut r = region(RedisOptions {
-        tombstone_horizon: Duration::from_secs(2),
-        ..RedisOptions::default()
-    })
+    let mut r = region(
+        on,
+        RedisOptions {
+            tombstone_horizon: Duration::from_secs(2),
+            ..RedisOptions::default()
+        },
+    )
     .await;
     let real = now_ms();
     let base = real - 60_000;
@@ -900,9 +893,8 @@ async fn aside_data_is_gone_after_the_window() {
     assert!(until.abs_diff(real + 2_000) <= TOLERANCE_MS, "{until}");
 }
 
-#[tokio::test]
-async fn an_expiry_in_the_past_spares_elements_written_after_it_in_any_order() {
-    let mut r = region(RedisOptions::default()).await;
+async fn an_expiry_in_the_past_spares_elements_written_after_it_in_any_order(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let base = real - 60_000;
     let sadd = |m: &[u8]| Command::SAdd {
@@ -939,9 +931,8 @@ async fn an_expiry_in_the_past_spares_elements_written_after_it_in_any_order() {
     }
 }
 
-#[tokio::test]
-async fn a_key_an_element_write_creates_takes_the_expiry_its_version_falls_under() {
-    let mut r = region(RedisOptions::default()).await;
+async fn a_key_an_element_write_creates_takes_the_expiry_its_version_falls_under(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let base = real - 60_000;
     let far = real + 3_600_000;
@@ -975,13 +966,12 @@ async fn a_key_an_element_write_creates_takes_the_expiry_its_version_falls_under
     }
 }
 
-#[tokio::test]
-async fn an_applier_whose_clock_runs_behind_redis_loses_nothing() {
+async fn an_applier_whose_clock_runs_behind_redis_loses_nothing(on: ServerEngine) {
     // The applier's clock says an hour ago; Redis's says now. A write whose
     // expiry passed a minute ago (by Redis's clock, which expires K) must
     // not be written into K (Redis would drop it at once) but aside, so the
     // extension stamped before that expiry can bring it back.
-    let mut r = region(RedisOptions::default()).await;
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let early = real - 3_600_000;
     let base = real - 120_000;
@@ -1014,12 +1004,11 @@ async fn an_applier_whose_clock_runs_behind_redis_loses_nothing() {
     );
 }
 
-#[tokio::test]
-async fn an_applier_whose_clock_runs_ahead_judges_expiries_by_it() {
+async fn an_applier_whose_clock_runs_ahead_judges_expiries_by_it(on: ServerEngine) {
     // The applier's clock is a day ahead of Redis's: a key whose expiry lies
     // between the two has expired for the applier (as for a region applying
     // a day late), though Redis's clock has not reached it.
-    let mut r = region(RedisOptions::default()).await;
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let late = real + 86_400_000;
     let x = real + 3_600_000;
@@ -1046,9 +1035,8 @@ async fn an_applier_whose_clock_runs_ahead_judges_expiries_by_it() {
     );
 }
 
-#[tokio::test]
-async fn the_chain_keeps_a_bounded_number_of_expiry_writes() {
-    let mut r = region(RedisOptions::default()).await;
+async fn the_chain_keeps_a_bounded_number_of_expiry_writes(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let base = real - 3_600_000;
     let key = b(b"chatty");
@@ -1115,9 +1103,8 @@ async fn the_chain_keeps_a_bounded_number_of_expiry_writes() {
 /// On time, late and shuffled runs of a mixed history against one model:
 /// the same check as the property test, on a fixed history that mixes the
 /// cases above on several keys, so a failure here names them.
-#[tokio::test]
-async fn a_mixed_history_ends_alike_on_time_late_and_shuffled() {
-    let mut r = region(RedisOptions::default()).await;
+async fn a_mixed_history_ends_alike_on_time_late_and_shuffled(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let mut states: Vec<Dump> = Vec::new();
     for (name, base, clock_late) in [("on time", real + 3_600_000, false), ("late", real - 7_200_000, true)] {
@@ -1193,9 +1180,8 @@ async fn memory_usage(conn: &mut MultiplexedConnection, key: &[u8]) -> u64 {
 /// one whose chain is full, and the aside copy of expired data next to the
 /// data key it came from (applied on time elsewhere). The figures are in
 /// `docs/lww.md`.
-#[tokio::test]
-async fn expiry_bookkeeping_and_aside_memory() {
-    let mut r = region(RedisOptions::default()).await;
+async fn expiry_bookkeeping_and_aside_memory(on: ServerEngine) {
+    let mut r = region(on, RedisOptions::default()).await;
     let real = now_ms();
     let base = real - 3_600_000;
     let far = real + 86_400_000;
@@ -1285,9 +1271,8 @@ async fn expiry_bookkeeping_and_aside_memory() {
 /// and the extension stamped before that expiry are applied together, the
 /// key survives with the extended TTL; apart, it is lost (what the README
 /// says plain mode guarantees).
-#[tokio::test]
-async fn plain_mode_applies_an_extension_in_hand_to_an_expired_write() {
-    let server = RedisServer::start();
+async fn plain_mode_applies_an_extension_in_hand_to_an_expired_write(on: ServerEngine) {
+    let server = RedisServer::start_engine(on);
     let engine = Engine::connect(&server.url(), Mode::Plain, RedisOptions::default())
         .await
         .unwrap();
@@ -1340,3 +1325,32 @@ async fn plain_mode_applies_an_extension_in_hand_to_an_expired_write() {
     // finds nothing.
     assert_eq!(read_key(&mut conn, b"apart").await, None);
 }
+
+regis_testkit::on_each_engine!(
+    async: late_older_set_after_newer_del_stays_deleted,
+    concurrent_same_millisecond_writes_pick_the_higher_rank_everywhere,
+    a_late_older_field_write_does_not_undo_a_newer_one,
+    a_newer_replacement_beats_older_field_writes_and_a_late_older_one_keeps_newer_fields,
+    duplicates_are_no_ops,
+    a_late_older_pexpireat_does_not_override_a_newer_persist,
+    bookkeeping_lifetimes_follow_the_data,
+    a_set_without_expiry_always_leaves_persistent_bookkeeping,
+    lost_script_cache_is_reloaded,
+    a_batch_refused_for_its_content_fails_alone,
+    bookkeeping_memory_overhead,
+    versions_compare_in_order_across_the_digit_letter_boundary,
+    sliding_ttl_string_survives_a_late_region,
+    sliding_ttl_hash_survives_a_late_region,
+    sliding_ttl_set_survives_a_late_region,
+    sliding_ttl_sorted_set_survives_a_late_region,
+    expired_data_waits_aside_invisible_in_the_keys_slot_and_only_an_earlier_extension_revives_it,
+    aside_data_is_gone_after_the_window,
+    an_expiry_in_the_past_spares_elements_written_after_it_in_any_order,
+    a_key_an_element_write_creates_takes_the_expiry_its_version_falls_under,
+    an_applier_whose_clock_runs_behind_redis_loses_nothing,
+    an_applier_whose_clock_runs_ahead_judges_expiries_by_it,
+    the_chain_keeps_a_bounded_number_of_expiry_writes,
+    a_mixed_history_ends_alike_on_time_late_and_shuffled,
+    expiry_bookkeeping_and_aside_memory,
+    plain_mode_applies_an_extension_in_hand_to_an_expired_write,
+);

@@ -1,5 +1,9 @@
 //! Apply throughput: the engine against `redis-benchmark`, same server, same run.
 //!
+//! The SET-only measurement runs on both engines ElastiCache offers: a
+//! `redis-server` and a `valkey-server` (Valkey answers `redis-benchmark`
+//! as Redis does), each against `redis-benchmark` pointed at that server.
+//!
 //! The physical limit of writing into one Redis from one connection is a
 //! pipelined client doing nothing else: `redis-benchmark -P 100 -c 1 -t set`.
 //! The engine gets what the Lambda function would give it: batches that
@@ -12,7 +16,7 @@ use std::process::Command as Process;
 use std::time::Instant;
 
 use regis_applier::apply::{Engine, RedisOptions};
-use regis_testkit::RedisServer;
+use regis_testkit::{RedisServer, ServerEngine, VALKEY_SERVER_VAR};
 use regis_wire::{
     Batch, BatchHeader, Command, DecodeLimits, EncodeOptions, HybridClock, Keyring, Mode, VersionedCommand, decode,
     encode,
@@ -63,6 +67,18 @@ pub struct ApplyFigures {
     pub lww_ratio: f64,
     /// Every run of the SET-only measurements: `[redis-benchmark, plain, lww]`.
     pub runs: Vec<[f64; 3]>,
+    /// `redis-benchmark` against the `valkey-server`, best run.
+    pub valkey_benchmark_set_per_sec: f64,
+    /// Engine, plain mode, SET-only mix, on Valkey, best run.
+    pub plain_set_valkey_per_sec: f64,
+    /// Engine, last-writer-wins, SET-only mix, on Valkey, best run.
+    pub lww_set_valkey_per_sec: f64,
+    /// Plain SET-only rate over `redis-benchmark`'s, both on Valkey, median.
+    pub plain_ratio_valkey: f64,
+    /// Last-writer-wins SET-only rate over `redis-benchmark`'s, both on Valkey, median.
+    pub lww_ratio_valkey: f64,
+    /// Every run of the SET-only measurements on Valkey: `[redis-benchmark, plain, lww]`.
+    pub runs_valkey: Vec<[f64; 3]>,
 }
 
 /// Fails with a clear message when `redis-benchmark` is not installed.
@@ -76,6 +92,23 @@ pub fn check_redis_benchmark() -> Result<(), Box<dyn Error>> {
         .into()),
         Err(e) => Err(format!(
             "redis-benchmark is not installed ({e}): it comes with Debian's redis-tools (apt-get install redis-tools)"
+        )
+        .into()),
+    }
+}
+
+/// Fails with a clear message when the `valkey-server` binary is not there
+/// (before anything is measured, rather than a panic halfway).
+pub fn check_valkey() -> Result<(), Box<dyn Error>> {
+    match std::env::var_os(VALKEY_SERVER_VAR) {
+        Some(path) if std::path::Path::new(&path).is_file() => Ok(()),
+        Some(path) => Err(format!(
+            "{VALKEY_SERVER_VAR}={} names no file: local/valkey.sh installs valkey-server and prints its path",
+            path.to_string_lossy()
+        )
+        .into()),
+        None => Err(format!(
+            "{VALKEY_SERVER_VAR} is not set: export {VALKEY_SERVER_VAR}=\"$(local/valkey.sh)\" (`make bench` does)"
         )
         .into()),
     }
@@ -187,10 +220,48 @@ async fn engine(server: &RedisServer, mode: Mode) -> Result<Engine, Box<dyn Erro
     Ok(Engine::connect(&server.url(), mode, RedisOptions::default()).await?)
 }
 
-/// Runs the apply benchmark on a `redis-server` of its own.
+/// The SET-only measurement on `server`, `plan.repeats` times: each run
+/// `[redis-benchmark, plain, lww]` in commands per second, back to back.
+async fn set_runs(
+    server: &RedisServer,
+    plan: &ApplyPlan,
+    set_plain: &[Batch],
+    set_lww: &[Batch],
+) -> Result<Vec<[f64; 3]>, Box<dyn Error>> {
+    let plain = engine(server, Mode::Plain).await?;
+    let lww = engine(server, Mode::Lww).await?;
+    let mut runs = Vec::new();
+    for _ in 0..plan.repeats.max(1) {
+        flush(server).await?;
+        let bench = redis_benchmark(server.port(), plan)?;
+        flush(server).await?;
+        let p = apply_rate(&plain, set_plain, plan.batches_per_call, plan.now_ms).await?;
+        flush(server).await?;
+        let l = apply_rate(&lww, set_lww, plan.batches_per_call, plan.now_ms).await?;
+        runs.push([bench, p, l]);
+    }
+    Ok(runs)
+}
+
+/// The best of column `i` of `runs`.
+fn best(runs: &[[f64; 3]], i: usize) -> f64 {
+    runs.iter().map(|r| r[i]).fold(0.0, f64::max)
+}
+
+/// Column `i` over `redis-benchmark`'s (column 0): each ratio is taken
+/// within one run (engine and redis-benchmark back to back, same load on
+/// the machine), then the median of those.
+fn median_ratio(runs: &[[f64; 3]], i: usize) -> f64 {
+    let ratios: Vec<f64> = runs.iter().map(|r| r[i] / r[0]).collect();
+    percentile(&ratios, 50.0).unwrap_or(f64::NAN)
+}
+
+/// Runs the apply benchmark on a `redis-server` of its own, and the
+/// SET-only part once more on a `valkey-server` of its own.
 pub async fn run(plan: &ApplyPlan) -> Result<ApplyFigures, Box<dyn Error>> {
     check_redis_benchmark()?;
-    let server = RedisServer::start();
+    check_valkey()?;
+    let server = RedisServer::start_engine(ServerEngine::Redis);
     let plain = engine(&server, Mode::Plain).await?;
     let lww = engine(&server, Mode::Lww).await?;
     let now = plan.now_ms;
@@ -198,26 +269,12 @@ pub async fn run(plan: &ApplyPlan) -> Result<ApplyFigures, Box<dyn Error>> {
     let set_commands = Workload::new(Mix::SetOnly, Keys::Space(plan.keyspace), "key:", 1, now).take(plan.set_commands);
     let set_plain = decoded_batches(set_commands.clone(), Mode::Plain, plan.batch_commands, now)?;
     let set_lww = decoded_batches(set_commands, Mode::Lww, plan.batch_commands, now)?;
-
-    let mut runs = Vec::new();
-    for _ in 0..plan.repeats.max(1) {
-        flush(&server).await?;
-        let bench = redis_benchmark(server.port(), plan)?;
-        flush(&server).await?;
-        let p = apply_rate(&plain, &set_plain, plan.batches_per_call, now).await?;
-        flush(&server).await?;
-        let l = apply_rate(&lww, &set_lww, plan.batches_per_call, now).await?;
-        runs.push([bench, p, l]);
-    }
-    drop((set_plain, set_lww));
-    let best = |i: usize| runs.iter().map(|r| r[i]).fold(0.0, f64::max);
-    let (bench, plain_set, lww_set) = (best(0), best(1), best(2));
-    // Each ratio is taken within one repetition (engine and redis-benchmark
-    // back to back, same load on the machine), then the median of those.
-    let ratio = |i: usize| {
-        let ratios: Vec<f64> = runs.iter().map(|r| r[i] / r[0]).collect();
-        percentile(&ratios, 50.0).unwrap_or(f64::NAN)
+    let runs = set_runs(&server, plan, &set_plain, &set_lww).await?;
+    let runs_valkey = {
+        let valkey = RedisServer::start_engine(ServerEngine::Valkey);
+        set_runs(&valkey, plan, &set_plain, &set_lww).await?
     };
+    drop((set_plain, set_lww));
 
     let mix = Workload::new(Mix::Realistic, Keys::Space(plan.keyspace), "mix:", 2, now).take(plan.mix_commands);
     let mix_plain = decoded_batches(mix.clone(), Mode::Plain, plan.batch_commands, now)?;
@@ -239,21 +296,37 @@ pub async fn run(plan: &ApplyPlan) -> Result<ApplyFigures, Box<dyn Error>> {
     let decode_mix = rate(plan.mix_commands as u64, start.elapsed().as_secs_f64());
 
     Ok(ApplyFigures {
-        redis_benchmark_set_per_sec: bench,
-        plain_set_per_sec: plain_set,
-        lww_set_per_sec: lww_set,
+        redis_benchmark_set_per_sec: best(&runs, 0),
+        plain_set_per_sec: best(&runs, 1),
+        lww_set_per_sec: best(&runs, 2),
         plain_mix_per_sec: plain_mix,
         lww_mix_per_sec: lww_mix,
         decode_mix_per_sec: decode_mix,
-        plain_ratio: ratio(1),
-        lww_ratio: ratio(2),
+        plain_ratio: median_ratio(&runs, 1),
+        lww_ratio: median_ratio(&runs, 2),
         runs,
+        valkey_benchmark_set_per_sec: best(&runs_valkey, 0),
+        plain_set_valkey_per_sec: best(&runs_valkey, 1),
+        lww_set_valkey_per_sec: best(&runs_valkey, 2),
+        plain_ratio_valkey: median_ratio(&runs_valkey, 1),
+        lww_ratio_valkey: median_ratio(&runs_valkey, 2),
+        runs_valkey,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_are_the_median_of_each_runs_own_ratio_and_rates_the_best() {
+        let runs = [[100.0, 90.0, 30.0], [200.0, 100.0, 100.0], [50.0, 50.0, 20.0]];
+        assert_eq!(best(&runs, 0), 200.0);
+        assert_eq!(best(&runs, 2), 100.0);
+        // lww ratios 0.3, 0.5, 0.4: the median is 0.4, not 100/200.
+        assert!((median_ratio(&runs, 2) - 0.4).abs() < 1e-9);
+        assert!((median_ratio(&runs, 1) - 0.9).abs() < 1e-9);
+    }
 
     #[test]
     fn batches_round_trip_in_order_with_increasing_versions() {

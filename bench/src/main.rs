@@ -167,11 +167,17 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
     let mut value = std::collections::HashMap::<&'static str, f64>::new();
 
     if wants(Section::Apply) {
-        section("apply throughput (one local redis-server, against redis-benchmark -P 100 -c 1 -t set -d 200)");
+        section(
+            "apply throughput (one local redis-server, then one valkey-server for SET-only, each against redis-benchmark -P 100 -c 1 -t set -d 200)",
+        );
         let figures = apply::run(&plan.apply).await?;
         eprintln!("{figures:#?}");
         value.insert("apply_plain_ratio", figures.plain_ratio);
         value.insert("apply_lww_ratio", figures.lww_ratio);
+        value.insert("apply_lww_ratio_valkey", figures.lww_ratio_valkey);
+        value.insert("apply_plain_ratio_valkey", figures.plain_ratio_valkey);
+        value.insert("valkey_benchmark_set_per_sec", figures.valkey_benchmark_set_per_sec);
+        value.insert("apply_lww_set_valkey_per_sec", figures.lww_set_valkey_per_sec);
         value.insert("redis_benchmark_set_per_sec", figures.redis_benchmark_set_per_sec);
         value.insert("apply_plain_set_per_sec", figures.plain_set_per_sec);
         value.insert("apply_lww_set_per_sec", figures.lww_set_per_sec);
@@ -304,6 +310,26 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn Error>> {
         row(
             "apply_lww_ratio",
             "apply last-writer-wins / redis-benchmark",
+            Some(Target::AtLeast(0.5)),
+        ),
+        row(
+            "valkey_benchmark_set_per_sec",
+            "redis-benchmark SET on Valkey, commands/s",
+            None,
+        ),
+        row(
+            "apply_lww_set_valkey_per_sec",
+            "apply last-writer-wins, SET-only, on Valkey, commands/s",
+            None,
+        ),
+        row(
+            "apply_plain_ratio_valkey",
+            "apply plain / redis-benchmark, on Valkey",
+            Some(Target::AtLeast(0.8)),
+        ),
+        row(
+            "apply_lww_ratio_valkey",
+            "apply last-writer-wins / redis-benchmark, on Valkey",
             Some(Target::AtLeast(0.5)),
         ),
         row(

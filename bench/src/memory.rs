@@ -4,7 +4,9 @@
 //! size is 1 MiB (realistic mix, compressed): they are produced in process,
 //! sent straight to a queue of their own, and the worker (the release
 //! binary) drains that queue into a `redis-server` of its own, ten records
-//! per receive. Its `VmHWM` is read from `/proc` before it is stopped.
+//! per receive, with the default receivers and byte budget unless
+//! `--worker-arg` says otherwise. Its `VmHWM` is read from `/proc` before it
+//! is stopped.
 
 use std::error::Error;
 use std::path::Path;
@@ -43,6 +45,9 @@ pub struct WorkerMemory {
     pub drain_seconds: f64,
     /// Messages that ended in the DLQ (should be 0).
     pub dlq_messages: u64,
+    /// Flags the worker ran with besides queue, Redis and mode: none means
+    /// the defaults (two receivers sharing the default byte budget).
+    pub worker_args: Vec<String>,
 }
 
 /// Makes about `messages` batches of close to 1 MiB each.
@@ -132,6 +137,7 @@ pub async fn worker(
             commands_per_message: commands as f64 / bodies.len().max(1) as f64,
             drain_seconds,
             dlq_messages: queue_depth(&sqs, &dlq.url).await?,
+            worker_args: extra_args.to_vec(),
         })
     }
     .await;

@@ -15,6 +15,14 @@
 //! extended (`ChangeMessageVisibilityBatch`), so a slow Redis does not make
 //! SQS hand them to another receiver.
 //!
+//! What the receivers hold is bounded by a byte budget they share
+//! (`--byte-budget-mib`): before processing a receive, a receiver takes a
+//! permit for the bytes of the bodies it holds, and gives it back once the
+//! receive is done, so the decoding and applying of several large receives
+//! never run at once beyond the budget. A receive larger than the whole
+//! budget waits for all of it and runs alone. Waiting for the budget
+//! extends visibility like processing does.
+//!
 //! Every queue call goes through the shared [`QueueClient`], so the loop's
 //! logic is unit-tested on an in-memory queue below and against LocalStack
 //! in `cli/tests/worker_localstack.rs`.
@@ -42,7 +50,7 @@ use regis_applier::{Applier, ApplierConfig};
 use regis_aws::batch::RECEIVE_MAX_WAIT_SECONDS;
 use regis_aws::{QueueAttribute, QueueClient, QueueError, ReceiveOptions, ReceivedMessage};
 use regis_wire::Mode;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, SemaphorePermit, watch};
 use tracing::{Instrument as _, info, info_span, warn};
 
 /// Longest long poll (re-exported for the flag's range).
@@ -51,6 +59,16 @@ pub const MAX_WAIT_SECONDS: u8 = RECEIVE_MAX_WAIT_SECONDS;
 /// A batch's visibility is extended each time this fraction of the
 /// visibility timeout has passed while it is still being processed.
 pub const EXTEND_AFTER_FRACTION: f64 = 0.5;
+
+/// Default of `--byte-budget-mib`: a little more than one full receive of
+/// ten 1 MiB messages, so that with the default two receivers one receive
+/// of 1 MiB batches is decoded and applied at a time (the decoded commands
+/// take several times the bodies' bytes), while receives of small messages
+/// still run side by side.
+pub const DEFAULT_BYTE_BUDGET_MIB: u32 = 12;
+
+/// Largest `--byte-budget-mib` (the budget is counted in bytes in a `u32`).
+pub const MAX_BYTE_BUDGET_MIB: u32 = 4095;
 
 /// Pause after an empty receive when long polling is off (`--wait-seconds 0`).
 const EMPTY_SHORT_POLL_PAUSE: Duration = Duration::from_millis(100);
@@ -124,6 +142,10 @@ pub struct WorkerArgs {
     /// record larger than this goes alone).
     #[arg(long, env = "REGIS_APPLY_BUDGET", value_name = "COMMANDS", default_value_t = DEFAULT_APPLY_BUDGET_COMMANDS, value_parser = parse_apply_budget)]
     pub apply_budget: usize,
+    /// Bytes of message bodies the receivers may process at once, shared by
+    /// all of them, in MiB; a receive larger than this runs alone.
+    #[arg(long, env = "REGIS_BYTE_BUDGET_MIB", value_name = "MIB", default_value_t = DEFAULT_BYTE_BUDGET_MIB, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_BYTE_BUDGET_MIB)))]
+    pub byte_budget_mib: u32,
 }
 
 /// Why the worker could not start.
@@ -286,6 +308,7 @@ pub async fn serve(
         region: args.region.clone(),
         wait_seconds: args.wait_seconds.min(MAX_WAIT_SECONDS),
         visibility_timeout,
+        budget: ByteBudget::new(args.byte_budget_mib * 1024 * 1024),
         counters: Counters::default(),
     });
     info!(
@@ -294,6 +317,7 @@ pub async fn serve(
         mode = %args.mode,
         visibility_timeout,
         apply_budget = args.apply_budget,
+        byte_budget_mib = args.byte_budget_mib,
         "worker started"
     );
 
@@ -326,6 +350,32 @@ async fn queue_visibility_timeout(queues: &dyn QueueClient, queue_url: &str) -> 
         .ok_or(WorkerError::NoVisibilityTimeout)
 }
 
+/// The bytes of message bodies the receivers may process at once.
+struct ByteBudget {
+    permits: Semaphore,
+    bytes: u32,
+}
+
+impl ByteBudget {
+    fn new(bytes: u32) -> Self {
+        Self {
+            permits: Semaphore::new(bytes as usize),
+            bytes,
+        }
+    }
+
+    /// Waits until `held` bytes fit in the budget and takes them until the
+    /// permit is dropped. A receive larger than the whole budget takes all
+    /// of it (runs alone) rather than waiting forever.
+    async fn take(&self, held: usize) -> SemaphorePermit<'_> {
+        let wanted = held.clamp(1, self.bytes as usize) as u32;
+        self.permits
+            .acquire_many(wanted)
+            .await
+            .expect("the byte budget's semaphore is never closed")
+    }
+}
+
 /// One region's receive loops: what each receiver shares.
 struct Worker<A> {
     processor: Processor<A>,
@@ -334,6 +384,7 @@ struct Worker<A> {
     region: String,
     wait_seconds: u8,
     visibility_timeout: u32,
+    budget: ByteBudget,
     counters: Counters,
 }
 
@@ -390,9 +441,12 @@ impl<A: Apply> Worker<A> {
         let records: Vec<Record> = messages.iter_mut().map(|m| record(m, &self.queue_url)).collect();
         let handles: Vec<&str> = messages.iter().map(|m| m.receipt_handle.as_str()).collect();
 
-        let outcomes = self
-            .extending_visibility(self.processor.process(&records, now), &handles)
-            .await;
+        let held: usize = records.iter().map(|r| r.body.len()).sum();
+        let work = async {
+            let _permit = self.budget.take(held).await;
+            self.processor.process(&records, now).await
+        };
+        let outcomes = self.extending_visibility(work, &handles).await;
 
         metrics::emit(&self.region, now, &CycleMetrics::from_outcomes(&outcomes));
         let mut done = Vec::new();
@@ -534,6 +588,7 @@ mod tests {
         assert_eq!(args.mode, Mode::Lww);
         assert!(!args.cluster);
         assert_eq!(args.receivers, 2);
+        assert_eq!(args.byte_budget_mib, DEFAULT_BYTE_BUDGET_MIB);
         assert_eq!(args.wait_seconds, 20);
         assert_eq!(args.tombstone_horizon_seconds, 604_800);
         assert_eq!(args.visibility_timeout, None);
@@ -557,6 +612,8 @@ mod tests {
             "30",
             "--tombstone-horizon",
             "60",
+            "--byte-budget-mib",
+            "5",
         ]);
         let args = Cli::try_parse_from(argv).unwrap().worker;
         assert!(args.cluster);
@@ -566,11 +623,18 @@ mod tests {
             (4, 1, Some(30))
         );
         assert_eq!(args.tombstone_horizon_seconds, 60);
+        assert_eq!(args.byte_budget_mib, 5);
     }
 
     #[test]
     fn out_of_range_values_are_refused() {
-        for bad in [["--wait-seconds", "21"], ["--receivers", "0"], ["--mode", "fast"]] {
+        for bad in [
+            ["--wait-seconds", "21"],
+            ["--receivers", "0"],
+            ["--mode", "fast"],
+            ["--byte-budget-mib", "0"],
+            ["--byte-budget-mib", "4096"],
+        ] {
             let mut argv = REQUIRED.to_vec();
             argv.extend(bad);
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} accepted");
@@ -658,6 +722,9 @@ mod tests {
     struct FakeApply {
         down: std::sync::atomic::AtomicBool,
         delay: Duration,
+        /// Apply calls running now, and the most that ever ran at once.
+        in_flight: std::sync::atomic::AtomicUsize,
+        most_in_flight: std::sync::atomic::AtomicUsize,
     }
 
     #[async_trait::async_trait]
@@ -671,7 +738,10 @@ mod tests {
             batches: &[&regis_wire::Batch],
             _now_ms: u64,
         ) -> Vec<Result<regis_applier::records::Applied, regis_applier::records::ApplyFailure>> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             let down = self.down.load(Ordering::Relaxed);
             batches
                 .iter()
@@ -698,9 +768,19 @@ mod tests {
     const NOW: u64 = 1_700_000_000_000;
 
     fn worker(queues: &Arc<regis_testkit::MemoryQueue>, delay: Duration) -> Worker<FakeApply> {
+        worker_with_budget(queues, delay, DEFAULT_BYTE_BUDGET_MIB * 1024 * 1024)
+    }
+
+    fn worker_with_budget(
+        queues: &Arc<regis_testkit::MemoryQueue>,
+        delay: Duration,
+        budget_bytes: u32,
+    ) -> Worker<FakeApply> {
         let apply = FakeApply {
             down: false.into(),
             delay,
+            in_flight: 0.into(),
+            most_in_flight: 0.into(),
         };
         Worker {
             processor: Processor::new(
@@ -714,6 +794,7 @@ mod tests {
             region: "eu-west-1".into(),
             wait_seconds: 0,
             visibility_timeout: 30,
+            budget: ByteBudget::new(budget_bytes),
             counters: Counters::default(),
         }
     }
@@ -775,6 +856,38 @@ mod tests {
         assert_eq!(queues.messages(QUEUE).len(), 1, "never deleted unparked");
         assert!(queues.messages(DLQ).is_empty());
         assert_eq!(w.counters.summary().left_for_retry, 1);
+    }
+
+    /// Two receives handled at once by receivers sharing a budget: they
+    /// run side by side when both fit in it, one after the other when they
+    /// do not, and a receive larger than the whole budget still runs.
+    #[tokio::test(start_paused = true)]
+    async fn receivers_process_at_most_the_byte_budget_at_once() {
+        let body = |id: &str| regis_testkit::batches::set_batch_text(id, Mode::Lww, NOW, 3);
+        let size = body("a").len() as u32;
+        for (budget, most) in [(2 * size, 2), (2 * size - 1, 1), (size / 2, 1)] {
+            let queues = Arc::new(regis_testkit::MemoryQueue::new());
+            let w = worker_with_budget(&queues, Duration::from_secs(1), budget);
+            push(&queues, body("a"));
+            let first = w.receive().await.unwrap();
+            push(&queues, body("b"));
+            let second = w.receive().await.unwrap();
+            assert_eq!((first.len(), second.len()), (1, 1));
+            tokio::join!(w.handle(first, NOW), w.handle(second, NOW));
+            let apply = w.processor.applier();
+            assert_eq!(
+                apply.most_in_flight.load(Ordering::SeqCst),
+                most,
+                "budget {budget} B for receives of {size} B"
+            );
+            assert_eq!(w.counters.summary().applied, 2);
+            assert!(queues.messages(QUEUE).is_empty());
+            assert_eq!(
+                w.budget.permits.available_permits(),
+                budget as usize,
+                "every permit returned"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -64,6 +64,7 @@ async fn park_poison(sqs: &aws_sdk_sqs::Client, queue_url: &str, dlq_url: &str, 
         wait_seconds: 1,
         visibility_timeout: Some(5),
         apply_budget: regis_applier::records::DEFAULT_APPLY_BUDGET_COMMANDS,
+        byte_budget_mib: regis_cli::worker::DEFAULT_BYTE_BUDGET_MIB,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn({

@@ -100,6 +100,7 @@ fn args(queue_url: &str, dlq_url: &str, redis_url: &str) -> WorkerArgs {
         // Taken from the queue (2 s), as in production.
         visibility_timeout: None,
         apply_budget: regis_applier::records::DEFAULT_APPLY_BUDGET_COMMANDS,
+        byte_budget_mib: regis_cli::worker::DEFAULT_BYTE_BUDGET_MIB,
     }
 }
 

@@ -1,5 +1,6 @@
-//! Real `redis-server` processes on free ports.
+//! Real `redis-server` (or `valkey-server`) processes on free ports.
 
+use std::ffi::OsString;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -8,9 +9,130 @@ use std::time::{Duration, Instant};
 /// How long a server may take to answer PING after it is spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A `redis-server` on 127.0.0.1 with its own temporary directory, killed
-/// when dropped. No persistence: a restart starts empty.
+/// Names the variable that holds the path of the `valkey-server` binary.
+/// `local/valkey.sh` installs Valkey and prints that path; `make test` and
+/// `make bench` set the variable from it.
+pub const VALKEY_SERVER_VAR: &str = "REGIS_VALKEY_SERVER";
+
+/// A server engine that ElastiCache runs and the applier must work on.
+///
+/// Valkey speaks the same protocol and runs the same Lua as Redis 7, but it
+/// is a separate code base: its scripting, `MEMORY USAGE` and expiry code
+/// may differ, so the apply tests run against both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerEngine {
+    /// `redis-server` from the system's packages (Redis 7.0 on Debian), found on `PATH`.
+    Redis,
+    /// `valkey-server` (Valkey 8.1), at the path in [`VALKEY_SERVER_VAR`].
+    Valkey,
+}
+
+impl ServerEngine {
+    /// Every engine, in a fixed order.
+    pub const ALL: [ServerEngine; 2] = [ServerEngine::Redis, ServerEngine::Valkey];
+
+    /// A short lowercase name (`redis`, `valkey`), for test and report names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerEngine::Redis => "redis",
+            ServerEngine::Valkey => "valkey",
+        }
+    }
+
+    /// The server binary to run.
+    ///
+    /// # Panics
+    /// For Valkey, when [`VALKEY_SERVER_VAR`] is unset or names no file: a
+    /// test on Valkey must not silently run on Redis instead.
+    pub fn server_binary(self) -> OsString {
+        match self {
+            ServerEngine::Redis => "redis-server".into(),
+            ServerEngine::Valkey => {
+                let path = std::env::var_os(VALKEY_SERVER_VAR).unwrap_or_else(|| {
+                    panic!(
+                        "{VALKEY_SERVER_VAR} is not set: it must name the valkey-server binary \
+                         (export {VALKEY_SERVER_VAR}=\"$(local/valkey.sh)\", which installs it; `make test` does this)"
+                    )
+                });
+                assert!(
+                    std::path::Path::new(&path).is_file(),
+                    "{VALKEY_SERVER_VAR}={} names no file (run local/valkey.sh, which installs valkey-server and prints its path)",
+                    path.to_string_lossy()
+                );
+                path
+            }
+        }
+    }
+
+    /// How to install it, for the message when it cannot be started.
+    fn install_hint(self) -> &'static str {
+        match self {
+            ServerEngine::Redis => "redis-server must be installed (apt-get install redis-server, or `make up`)",
+            ServerEngine::Valkey => "valkey-server could not be run (local/valkey.sh installs it)",
+        }
+    }
+}
+
+impl std::fmt::Display for ServerEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Runs tests written once on every [`ServerEngine`].
+///
+/// Each listed function takes the engine as its one argument (`async fn
+/// name(on: ServerEngine)`, or a plain `fn` with `sync:`); the macro writes
+/// one `#[tokio::test]` (or `#[test]`) per engine that calls it, in the
+/// modules `on_redis` and `on_valkey`, so a failure names the engine
+/// (`on_valkey::name`) and `cargo test on_redis::` runs one engine. A
+/// function left out of the list is never called, which the compiler
+/// reports as dead code.
+///
+/// ```ignore
+/// async fn a_write_lands(on: ServerEngine) {
+///     let server = RedisServer::start_engine(on);
+///     // ...
+/// }
+/// regis_testkit::on_each_engine!(async: a_write_lands);
+/// ```
+#[macro_export]
+macro_rules! on_each_engine {
+    (async: $($name:ident),* $(,)?) => {
+        $crate::on_each_engine!(@module on_redis, Redis, async, $($name),*);
+        $crate::on_each_engine!(@module on_valkey, Valkey, async, $($name),*);
+    };
+    (sync: $($name:ident),* $(,)?) => {
+        $crate::on_each_engine!(@module on_redis, Redis, sync, $($name),*);
+        $crate::on_each_engine!(@module on_valkey, Valkey, sync, $($name),*);
+    };
+    (@module $module:ident, $engine:ident, async, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::ServerEngine::$engine).await
+                }
+            )*
+        }
+    };
+    (@module $module:ident, $engine:ident, sync, $($name:ident),*) => {
+        mod $module {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::ServerEngine::$engine)
+                }
+            )*
+        }
+    };
+}
+
+/// A `redis-server` (or `valkey-server`, see [`ServerEngine`]) on 127.0.0.1 with
+/// its own temporary directory, killed when dropped. No persistence: a
+/// restart starts empty.
 pub struct RedisServer {
+    engine: ServerEngine,
     port: u16,
     extra_args: Vec<String>,
     dir: tempfile::TempDir,
@@ -26,20 +148,36 @@ pub fn free_port() -> u16 {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port.
+    /// Starts a `redis-server` on a free port.
     pub fn start() -> Self {
-        Self::start_with_args(&[])
+        Self::start_engine(ServerEngine::Redis)
     }
 
-    /// Starts a server with extra arguments (e.g. `["--requirepass", "s3cret"]`).
+    /// Starts a server of `engine` on a free port.
+    pub fn start_engine(engine: ServerEngine) -> Self {
+        Self::start_engine_with_args(engine, &[])
+    }
+
+    /// Starts a `redis-server` with extra arguments (e.g. `["--requirepass", "s3cret"]`).
     pub fn start_with_args(args: &[&str]) -> Self {
-        Self::start_on(free_port(), args)
+        Self::start_engine_with_args(ServerEngine::Redis, args)
     }
 
-    /// Starts a server on a given port.
+    /// Starts a server of `engine` with extra arguments.
+    pub fn start_engine_with_args(engine: ServerEngine, args: &[&str]) -> Self {
+        Self::start_engine_on(engine, free_port(), args)
+    }
+
+    /// Starts a `redis-server` on a given port.
     pub fn start_on(port: u16, args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory for redis-server");
+        Self::start_engine_on(ServerEngine::Redis, port, args)
+    }
+
+    /// Starts a server of `engine` on a given port.
+    pub fn start_engine_on(engine: ServerEngine, port: u16, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory for the server");
         let mut server = Self {
+            engine,
             port,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
             dir,
@@ -50,7 +188,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let child = Command::new(self.engine.server_binary())
             .arg("--port")
             .arg(self.port.to_string())
             .args([
@@ -69,7 +207,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server, or `make up`)");
+            .unwrap_or_else(|e| panic!("{}: {e}", self.engine.install_hint()));
         self.child = Some(child);
         self.wait_ready();
     }
@@ -81,15 +219,21 @@ impl RedisServer {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("redis-server on port {} exited at start: {status}", self.port);
+                panic!("{}-server on port {} exited at start: {status}", self.engine, self.port);
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server on port {} did not start",
+                "{}-server on port {} did not start",
+                self.engine,
                 self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The engine it runs.
+    pub fn engine(&self) -> ServerEngine {
+        self.engine
     }
 
     /// The port it listens on.
@@ -145,17 +289,27 @@ impl Drop for RedisServer {
     }
 }
 
-/// Three `redis-server --cluster-enabled yes` masters with all 16384 slots
-/// assigned, killed on drop.
+/// Three `redis-server --cluster-enabled yes` masters (or `valkey-server`,
+/// see [`ServerEngine`]) with all 16384 slots assigned, killed on drop.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
-    /// Starts a three-master cluster and waits until it reports `cluster_state:ok`.
+    /// Starts a three-master `redis-server` cluster and waits until it reports `cluster_state:ok`.
     pub fn start() -> Self {
+        Self::start_engine(ServerEngine::Redis)
+    }
+
+    /// Starts a three-master cluster of `engine` and waits until it reports `cluster_state:ok`.
+    pub fn start_engine(engine: ServerEngine) -> Self {
         let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::start_with_args(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
+            .map(|_| {
+                RedisServer::start_engine_with_args(
+                    engine,
+                    &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+                )
+            })
             .collect();
         // Each node writes its cluster config file into its own directory.
         let per_node = 16384 / nodes.len();
@@ -232,6 +386,31 @@ mod tests {
         assert_eq!(v, None);
         server.stop();
         assert!(!server.is_running());
+    }
+
+    /// The engine a server says it is (`INFO server`) is the one asked
+    /// for: a test "on Valkey" must not run on Redis by mistake.
+    #[test]
+    fn each_engine_runs_the_server_it_names() {
+        for engine in ServerEngine::ALL {
+            let server = RedisServer::start_engine(engine);
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .query(&mut server.connection())
+                .unwrap();
+            let is_valkey = info.lines().any(|l| l.starts_with("valkey_version:"));
+            assert_eq!(is_valkey, engine == ServerEngine::Valkey, "{engine}: {info}");
+            assert_eq!(server.engine(), engine);
+        }
+    }
+
+    #[test]
+    fn a_valkey_cluster_covers_every_slot() {
+        let cluster = RedisCluster::start_engine(ServerEngine::Valkey);
+        let mut con = cluster.client().get_connection().unwrap();
+        redis::cmd("SET").arg("key7").arg(7).exec(&mut con).unwrap();
+        let v: i64 = redis::cmd("GET").arg("key7").query(&mut con).unwrap();
+        assert_eq!(v, 7);
     }
 
     #[test]
