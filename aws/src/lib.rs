@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod clock;
 pub mod deployment;
 pub mod queue;
 pub mod sdk;

@@ -22,13 +22,13 @@ mod workload;
 use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value, json};
 
 use crate::measure::round;
 use crate::report::{Row, Target};
+use regis_aws::clock::now_ms;
 
 #[derive(Debug, Parser)]
 #[command(name = "regis-bench", about = "Benchmarks regis and writes bench/results.json")]
@@ -113,11 +113,6 @@ impl Plan {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 fn git_commit() -> String {
     std::process::Command::new("git")

@@ -21,7 +21,6 @@
 
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use regis_publisher::{AwsSns, Command, Publisher, PublisherConfig, SigningKey};
 use regis_wire::ParseError;
@@ -29,6 +28,7 @@ use serde_json::json;
 
 use crate::local_env::{EnvArgs, LocalEnv, pick, sdk_config};
 use crate::output::{OpsError, Outcome, print_json};
+pub use regis_aws::clock::now_ms;
 
 /// Where to publish: the topic, and who the publisher says it is.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -190,13 +190,6 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
     Publisher::new(config, AwsSns::from_sdk_config(&sdk)).map_err(|e| OpsError::invalid("publisher", e))
 }
 
-/// Wall-clock now, epoch milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn read_source(file: &PathBuf) -> Result<String, OpsError> {
     if file.as_os_str() == "-" {

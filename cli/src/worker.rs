@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use regis_applier::config::{
     DEFAULT_APPLY_BUDGET_COMMANDS, DEFAULT_MAX_CLOCK_SKEW_SECONDS, DEFAULT_TOMBSTONE_HORIZON_SECONDS,
@@ -52,6 +52,7 @@ use regis_aws::{QueueAttribute, QueueClient, QueueError, ReceiveOptions, Receive
 use regis_wire::Mode;
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 use tracing::{Instrument as _, info, info_span, warn};
+use regis_aws::clock::now_ms;
 
 /// Longest long poll (re-exported for the flag's range).
 pub const MAX_WAIT_SECONDS: u8 = RECEIVE_MAX_WAIT_SECONDS;
@@ -530,12 +531,6 @@ fn record(message: &mut ReceivedMessage, queue_url: &str) -> Record {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use regis_testkit::localstack;
 use regis_testkit::{RedisServer, batches};
 use regis_wire::{Command, HybridClock, Mode, VersionedCommand};
 use serde_json::Value;
+use regis_aws::clock::now_ms;
 
 const REGION: &str = "ap-south-1";
 
@@ -23,12 +24,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_binary_applies_reports_lag_and_stops_cleanly_on_sigterm() {

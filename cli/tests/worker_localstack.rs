@@ -12,6 +12,7 @@ use regis_cli::worker::{WorkerArgs, serve};
 use regis_testkit::RedisServer;
 use regis_testkit::localstack;
 use regis_wire::{Batch, BatchHeader, Command, EncodeOptions, HybridClock, Mode, VersionedCommand};
+use regis_aws::clock::now_ms;
 
 const REGION: &str = "eu-west-1";
 
@@ -42,12 +43,6 @@ fn batch_text(id: &str, keys: &[String], clock: &mut HybridClock, now_ms: u64) -
     regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 fn attribute(message: &Message, name: &str) -> Option<String> {
     message

@@ -24,6 +24,7 @@ use rand::{Rng as _, SeedableRng as _};
 use regis_demo::env::Env;
 use regis_demo::model::{Model, State, diff, snapshot};
 use regis_publisher::{Command, Publisher};
+use regis_aws::clock::now_ms;
 
 /// The unrestricted tenant of the demo.
 const GLOBAL_TENANT: &str = "hotel-global";
@@ -409,12 +410,6 @@ async fn run() -> Result<bool, String> {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {

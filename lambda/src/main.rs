@@ -19,7 +19,6 @@
 mod handler;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -28,6 +27,7 @@ use regis_applier::{Applier, ApplierConfig, report};
 use regis_aws::SqsQueue;
 use regis_aws::sdk::{self, Endpoint};
 use tracing::Instrument as _;
+use regis_aws::clock::now_ms;
 
 fn main() -> Result<(), Error> {
     let config = ApplierConfig::from_lookup(|name| std::env::var(name).ok())?;
@@ -65,11 +65,3 @@ async fn serve(mut config: ApplierConfig) -> Result<(), Error> {
     .await
 }
 
-/// The system clock, epoch milliseconds: the one impure reading, taken
-/// per invocation and passed down.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc};
+use regis_aws::clock::now_ms;
 
 const REGION: &str = "eu-west-1";
 const QUEUE_ARN: &str = "arn:aws:sqs:eu-west-1:000000000000:regis-eu-west-1";
@@ -164,12 +165,6 @@ async fn read_body<R: tokio::io::AsyncBufRead + Unpin>(read: &mut R, headers: &H
     body
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 fn batch_text(id: &str, key: &str, clock: &mut HybridClock) -> String {
     let now = now_ms();

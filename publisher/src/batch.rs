@@ -17,7 +17,7 @@ use regis_wire::{
     Limit, Mode, SigningKey, Tenant, TenantDenied, VersionedCommand, encode_owned_list,
 };
 
-use crate::clock::Clock;
+use regis_aws::clock::Clock;
 use crate::error::{DeliveryError, FailureCause, PublishError};
 use crate::receipt::{BatchSlot, Tracker};
 use crate::sns::{Attribute, OutgoingMessage, routing_attributes};

@@ -82,7 +82,6 @@
 
 mod aws;
 mod batch;
-mod clock;
 mod config;
 mod error;
 mod memory;
@@ -94,7 +93,7 @@ mod stats;
 
 pub use aws::{ATTEMPT_TIMEOUT, AwsSns};
 pub use batch::{MAX_BATCH_COMMANDS, MAX_BATCH_ELEMENTS, MAX_BATCH_JSON_BYTES};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use regis_aws::clock::{Clock, ManualClock, SystemClock};
 pub use config::{MIN_MESSAGE_BYTES, Overflow, PublisherConfig, RetryPolicy};
 pub use error::{ConfigError, DeliveryError, FailureCause, FlushError, PublishError, SnsError};
 pub use memory::{EntryFault, MemorySns, RecordedMessage};

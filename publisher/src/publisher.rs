@@ -19,7 +19,7 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::batch::{ClosedBatch, OpenBatch, Planner, Sealer, TenantInfo};
-use crate::clock::{Clock, SystemClock};
+use regis_aws::clock::{Clock, SystemClock};
 use crate::config::{Overflow, PublisherConfig};
 use crate::error::{ConfigError, FlushError, PublishError};
 use crate::receipt::{BatchSlot, Receipt, Registry, lock};

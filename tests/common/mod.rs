@@ -8,12 +8,13 @@
 
 use std::path::PathBuf;
 use std::process::Command as Process;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 pub use regis_demo::env::Env;
 pub use regis_demo::model::{State, diff, snapshot, state_after};
 use regis_publisher::{Command, Publisher};
+pub use regis_aws::clock::now_ms;
 
 /// The tenant of unrestricted test traffic (not in the topology's tenants).
 pub const OPEN_TENANT: &str = "e2e-open";
@@ -49,12 +50,6 @@ pub fn prefix(test: &str) -> String {
     format!("e2e:{test}:{:010x}:", n & 0xff_ffff_ffff)
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as u64
-}
 
 /// Waits until each of `regions` holds exactly `expected` under `prefix`;
 /// panics with the differences after `timeout`. Returns how long it took.

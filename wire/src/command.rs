@@ -14,8 +14,12 @@ use crate::limits::MAX_EXPIRE_AT_MS;
 use crate::version::Version;
 
 /// One idempotent Redis write. Keys, values, fields and members are bytes.
+///
+/// Deliberately not `#[non_exhaustive]`: every match on it inside the
+/// workspace names every variant, so a command added here fails to compile
+/// wherever it is not yet handled (encoder, decoder, both apply modes, the
+/// model, resync), instead of failing at run time.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Command {
     /// `SET key value [PXAT expire_at_ms]`: replaces the whole key.
     Set {

@@ -12,6 +12,7 @@ use regis_applier::apply::Engine;
 use regis_aws::{QueueClient, ReceiveOptions, ReceivedMessage, SqsQueue};
 use regis_testkit::localstack::{self, Queue};
 use regis_wire::{Batch, DecodeLimits, Keyring};
+pub use regis_aws::clock::now_ms;
 
 /// Runs `regis` with `args`, talking to LocalStack with test credentials.
 pub async fn regis(args: &[&str]) -> Output {
@@ -47,13 +48,6 @@ pub fn json(output: &Output) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Wall-clock now, epoch ms.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// Receives everything in a queue (deleting it) until it stays empty for `quiet`.
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str, quiet: Duration) -> Vec<ReceivedMessage> {

@@ -1,7 +1,11 @@
-//! The wall clock, behind a trait so tests can set the time.
+//! The wall clock, behind a trait so tests can set the time: one place for
+//! every regis component.
 //!
-//! Versions and relative expiries are computed from this clock; linger and
-//! retry timers use tokio's clock instead, which tests pause and advance.
+//! The publisher stamps versions and turns relative expiries into absolute
+//! ones from an injected [`Clock`]; the applier's `main` (Lambda or worker)
+//! reads [`now_ms`] once per invocation and passes it down, so the record
+//! handling is tested with clocks set early and late. Linger and retry
+//! timers use tokio's clock instead, which tests pause and advance.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +28,11 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     }
+}
+
+/// The system clock's reading, epoch milliseconds.
+pub fn now_ms() -> u64 {
+    SystemClock.now_ms()
 }
 
 /// A clock that only moves when told to (tests, simulations).
