@@ -41,6 +41,22 @@ pub struct Letter {
 }
 
 impl Letter {
+    /// The wall-clock time of the oldest command version in the batch, when
+    /// the body decodes (signatures are not checked: this only looks).
+    pub fn oldest_version_ms(&self) -> Option<u64> {
+        let batch = regis_wire::decode(&self.body, &DecodeLimits::default(), &Keyring::default()).ok()?;
+        batch.commands.iter().map(|c| c.version.millis).min()
+    }
+
+    /// True when the batch holds a command older than `horizon_ms` at
+    /// `now_ms`: an applier refuses it (`beyond-horizon`), because the
+    /// tombstones it should lose to may be gone and applying it could bring
+    /// deleted data back in one region.
+    pub fn is_beyond_horizon(&self, now_ms: u64, horizon_ms: u64) -> bool {
+        self.oldest_version_ms()
+            .is_some_and(|oldest| now_ms.saturating_sub(oldest) > horizon_ms)
+    }
+
     /// Reads a received message.
     pub fn from_message(message: ReceivedMessage) -> Self {
         let text = |name: &str| message.attributes.get(name).map(|a| a.value.clone());
@@ -133,6 +149,8 @@ pub struct Listing<'a> {
     pub letters: &'a [Letter],
     /// Whether the read is believed complete.
     pub complete: bool,
+    /// The tombstone horizon, milliseconds: batches older are flagged.
+    pub horizon_ms: u64,
 }
 
 /// Prints `regis dlq list`: groups by reason with their ages at `now_ms`,
@@ -143,7 +161,9 @@ pub fn print_list(listing: &Listing<'_>, json: bool, now_ms: u64) {
         dlq_url,
         letters,
         complete,
+        horizon_ms,
     } = *listing;
+    let beyond = letters.iter().filter(|l| l.is_beyond_horizon(now_ms, horizon_ms)).count();
     let groups = group_by_reason(letters);
     let age = |at: Option<u64>| at.map(|at| now_ms.saturating_sub(at));
     if json {
@@ -163,12 +183,14 @@ pub fn print_list(listing: &Listing<'_>, json: bool, now_ms: u64) {
                 json!({
                     "message_id": l.message_id, "original_message_id": l.original_id,
                     "reason": l.reason, "failed_at_ms": l.failed_at_ms, "source_queue": l.source_queue,
+                    "beyond_horizon": l.is_beyond_horizon(now_ms, horizon_ms),
                 })
             })
             .collect();
         print_json(&json!({
             "region": region, "dlq_url": dlq_url, "total": letters.len(),
             "complete": complete, "reasons": reasons, "messages": messages,
+            "beyond_horizon": beyond, "horizon_ms": horizon_ms,
         }));
         return;
     }
@@ -182,6 +204,13 @@ pub fn print_list(listing: &Listing<'_>, json: bool, now_ms: u64) {
             " (at least: the read stopped at --max-receives)"
         }
     );
+    if beyond > 0 {
+        println!(
+            "{beyond} of them hold commands older than the tombstone horizon ({}): an applier refuses them \
+             (beyond-horizon) and `regis dlq redrive` leaves them unless given --include-beyond-horizon",
+            human_age(horizon_ms)
+        );
+    }
     if !groups.is_empty() {
         println!("{:<20} {:>7} {:>10} {:>10}", "reason", "count", "oldest", "newest");
         for g in &groups {

@@ -25,6 +25,7 @@ use self::redrive::Redrive;
 use crate::local_env::{EnvArgs, LocalEnv, pick, sdk_config};
 use crate::output::{OpsError, Outcome, print_json};
 use crate::publish::now_ms;
+use regis_applier::config::DEFAULT_TOMBSTONE_HORIZON_SECONDS;
 
 /// `regis dlq`.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +87,9 @@ pub struct ListArgs {
     /// Stop after this many receive calls even if new messages keep coming.
     #[arg(long, default_value_t = 200)]
     pub max_receives: usize,
+    /// The appliers' tombstone horizon, seconds: older batches are flagged.
+    #[arg(long = "tombstone-horizon", env = "REGIS_TOMBSTONE_HORIZON_SECONDS", value_name = "SECONDS", default_value_t = DEFAULT_TOMBSTONE_HORIZON_SECONDS)]
+    pub tombstone_horizon_seconds: u64,
     /// Print JSON (groups, and one entry per message).
     #[arg(long)]
     pub json: bool,
@@ -122,6 +126,15 @@ pub struct RedriveArgs {
     /// Move by receive, send and delete even without --reason.
     #[arg(long)]
     pub manual: bool,
+    /// The appliers' tombstone horizon, seconds: older batches are left in
+    /// the DLQ (an applier would refuse them as beyond-horizon).
+    #[arg(long = "tombstone-horizon", env = "REGIS_TOMBSTONE_HORIZON_SECONDS", value_name = "SECONDS", default_value_t = DEFAULT_TOMBSTONE_HORIZON_SECONDS)]
+    pub tombstone_horizon_seconds: u64,
+    /// Move batches older than the tombstone horizon too. They may bring
+    /// deleted data back in this region only: for an applier whose horizon
+    /// was raised, or data known to have no deletes.
+    #[arg(long)]
+    pub include_beyond_horizon: bool,
     /// How long received messages stay hidden while being moved, seconds.
     #[arg(long, default_value_t = 30)]
     pub visibility_timeout: u32,
@@ -169,6 +182,7 @@ async fn list(args: ListArgs) -> Result<Outcome, OpsError> {
         dlq_url: &dlq.url,
         letters: &letters,
         complete,
+        horizon_ms: args.tombstone_horizon_seconds.saturating_mul(1000),
     };
     print_list(&listing, args.json, now_ms());
     Ok(Outcome::Clean)
@@ -204,6 +218,8 @@ async fn redrive(args: RedriveArgs) -> Result<Outcome, OpsError> {
         manual: args.manual,
         visibility_timeout: args.visibility_timeout,
         timeout: Duration::from_secs(args.timeout),
+        horizon_ms: (!args.include_beyond_horizon).then(|| args.tombstone_horizon_seconds.saturating_mul(1000)),
+        now_ms: now_ms(),
     };
     let (method, moved) = redrive::redrive(dlq.queue.as_ref(), &how).await?;
     let method = method.as_str();
@@ -211,7 +227,7 @@ async fn redrive(args: RedriveArgs) -> Result<Outcome, OpsError> {
         print_json(&json!({
             "region": args.queue.region, "from": dlq.url, "to": queue_url, "method": method,
             "reason": args.reason, "moved": moved.moved, "duplicated": moved.duplicated,
-            "failed": moved.failed, "skipped": moved.skipped,
+            "failed": moved.failed, "skipped": moved.skipped, "beyond_horizon": moved.beyond_horizon,
         }));
     } else {
         println!(
@@ -228,6 +244,14 @@ async fn redrive(args: RedriveArgs) -> Result<Outcome, OpsError> {
                 String::new()
             },
         );
+        if moved.beyond_horizon > 0 {
+            println!(
+                "left {} batch(es) older than the tombstone horizon in the DLQ: their tombstones may be gone, so \
+                 applying them could bring deleted data back in this region (an applier refuses them as \
+                 beyond-horizon); --include-beyond-horizon moves them anyway",
+                moved.beyond_horizon
+            );
+        }
     }
     Ok(if moved.failed > 0 {
         Outcome::Found

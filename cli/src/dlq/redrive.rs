@@ -36,6 +36,8 @@ pub struct Moved {
     pub failed: u64,
     /// Messages left alone because their reason did not match.
     pub skipped: u64,
+    /// Messages left alone because they are older than the tombstone horizon.
+    pub beyond_horizon: u64,
 }
 
 /// How the messages were moved.
@@ -72,12 +74,19 @@ pub struct Redrive<'a> {
     pub visibility_timeout: u32,
     /// How long to wait for a move task.
     pub timeout: Duration,
+    /// Leave batches older than this (milliseconds at `now_ms`) in the DLQ;
+    /// `None` moves them too (`--include-beyond-horizon`).
+    pub horizon_ms: Option<u64>,
+    /// The operator's clock, epoch ms.
+    pub now_ms: u64,
 }
 
 /// Redrives: by move task when everything is to be moved and it is
 /// available, else by hand.
+/// A move task moves everything, so it is used only when nothing is to be
+/// left behind: no reason filter and no horizon check.
 pub async fn redrive(queue: &dyn QueueClient, how: &Redrive<'_>) -> Result<(Method, Moved), OpsError> {
-    if how.reason.is_none() && !how.manual {
+    if how.reason.is_none() && !how.manual && how.horizon_ms.is_none() {
         match move_task(queue, how.dlq_url, how.queue_url, how.timeout).await {
             Ok(moved) => {
                 let moved = Moved {
@@ -89,7 +98,7 @@ pub async fn redrive(queue: &dyn QueueClient, how: &Redrive<'_>) -> Result<(Meth
             Err(e) => eprintln!("regis: the SQS move task is not available ({e}); moving messages one by one"),
         }
     }
-    let moved = move_by_hand(queue, how.dlq_url, how.queue_url, how.reason, how.visibility_timeout).await?;
+    let moved = move_by_hand(queue, how).await?;
     Ok((Method::ByHand, moved))
 }
 
@@ -149,15 +158,11 @@ pub async fn move_task(
 /// Receive, send, delete: only what the send accepted is deleted. Letters
 /// whose reason is not `reason` are made visible again at the end, also
 /// when the move stops on an error.
-pub async fn move_by_hand(
-    queue: &dyn QueueClient,
-    dlq_url: &str,
-    queue_url: &str,
-    reason: Option<&str>,
-    visibility_timeout: u32,
-) -> Result<Moved, OpsError> {
+/// Letters older than the horizon (when one is given) are left too.
+pub async fn move_by_hand(queue: &dyn QueueClient, how: &Redrive<'_>) -> Result<Moved, OpsError> {
+    let dlq_url = how.dlq_url;
     let mut skipped: Vec<String> = Vec::new();
-    let moved = move_matching(queue, dlq_url, queue_url, reason, visibility_timeout, &mut skipped).await;
+    let moved = move_matching(queue, how, &mut skipped).await;
     // Put back what did not match, so the DLQ looks as before.
     let handles: Vec<&str> = skipped.iter().map(String::as_str).collect();
     let results = queue.change_visibility_all(dlq_url, &handles, 0).await;
@@ -169,16 +174,11 @@ pub async fn move_by_hand(
     moved
 }
 
-async fn move_matching(
-    queue: &dyn QueueClient,
-    dlq_url: &str,
-    queue_url: &str,
-    reason: Option<&str>,
-    visibility_timeout: u32,
-    skipped: &mut Vec<String>,
-) -> Result<Moved, OpsError> {
+async fn move_matching(queue: &dyn QueueClient, how: &Redrive<'_>, skipped: &mut Vec<String>) -> Result<Moved, OpsError> {
+    let (dlq_url, queue_url, reason) = (how.dlq_url, how.queue_url, how.reason);
+    let too_old = |l: &Letter| how.horizon_ms.is_some_and(|h| l.is_beyond_horizon(how.now_ms, h));
     let receive = ReceiveOptions {
-        visibility_timeout: Some(visibility_timeout),
+        visibility_timeout: Some(how.visibility_timeout),
         ..PEEK
     };
     let mut result = Moved::default();
@@ -197,8 +197,10 @@ async fn move_matching(
         let (matching, other): (Vec<Letter>, Vec<Letter>) = messages
             .into_iter()
             .map(Letter::from_message)
-            .partition(|l| reason.is_none_or(|r| l.reason == r));
-        result.skipped += other.len() as u64;
+            .partition(|l| reason.is_none_or(|r| l.reason == r) && !too_old(l));
+        let old = other.iter().filter(|l| too_old(l)).count() as u64;
+        result.beyond_horizon += old;
+        result.skipped += other.len() as u64 - old;
         skipped.extend(other.into_iter().map(|l| l.receipt_handle));
         let (sent, failed_call) = send(queue, queue_url, &matching).await;
         result.failed += (matching.len() - sent.len()) as u64;
@@ -269,6 +271,8 @@ mod tests {
             manual: true,
             visibility_timeout: 30,
             timeout: Duration::from_secs(60),
+            horizon_ms: None,
+            now_ms: 0,
         }
     }
 
@@ -338,7 +342,7 @@ mod tests {
     async fn letters_sent_but_not_deleted_count_as_duplicates() {
         let queue = dlq_of(4);
         queue.faults().failing_deletes = true;
-        let moved = move_by_hand(queue.as_ref(), DLQ, APPLY, None, 30).await.unwrap();
+        let moved = move_by_hand(queue.as_ref(), &by_hand(None)).await.unwrap();
         assert_eq!(
             moved,
             Moved {
@@ -354,7 +358,7 @@ mod tests {
     async fn an_unreachable_apply_queue_stops_the_move_and_loses_nothing() {
         let queue = dlq_of(6);
         queue.faults().failing_sends = usize::MAX;
-        let e = move_by_hand(queue.as_ref(), DLQ, APPLY, Some("malformed"), 30)
+        let e = move_by_hand(queue.as_ref(), &by_hand(Some("malformed")))
             .await
             .unwrap_err();
         assert_eq!(e.exit_code(), 1);
@@ -380,7 +384,7 @@ mod tests {
             );
         }
         queue.memory.push(DLQ, parked("small", None, None));
-        let moved = move_by_hand(queue.as_ref(), DLQ, APPLY, None, 30).await.unwrap();
+        let moved = move_by_hand(queue.as_ref(), &by_hand(None)).await.unwrap();
         assert_eq!(moved.moved, 11);
         // Ten of 100 KiB: two per 256 KiB call; then the small one alone.
         assert_eq!(queue.memory.send_calls(APPLY), 6);
@@ -421,5 +425,35 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.exit_code(), 1);
         assert_eq!(e.to_string(), "the move task ended FAILED: AccessDenied");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_beyond_the_horizon_stay_unless_asked_for() {
+        const DAY: u64 = 86_400_000;
+        let now = 1_700_000_000_000 + 30 * DAY;
+        let letter = |id: &str, at_ms: u64| OutgoingMessage {
+            body: regis_testkit::batches::set_batch_text(id, regis_wire::Mode::Lww, at_ms, 1),
+            ..Default::default()
+        };
+        let queue = FaultyQueue::new();
+        queue.memory.push(DLQ, letter("old", now - 8 * DAY));
+        queue.memory.push(DLQ, letter("fresh", now - DAY));
+        let how = Redrive {
+            manual: false,
+            horizon_ms: Some(7 * DAY),
+            now_ms: now,
+            ..by_hand(None)
+        };
+        // No filter, but a horizon: by hand, never by move task.
+        let (method, moved) = redrive(queue.as_ref(), &how).await.unwrap();
+        assert_eq!(method, Method::ByHand);
+        assert_eq!((moved.moved, moved.beyond_horizon, moved.skipped), (1, 1, 0));
+        assert_eq!(queue.memory.messages(DLQ).len(), 1, "the old batch stays parked");
+        assert_eq!(queue.memory.visible(DLQ), 1, "and visible again");
+        // Told to include it.
+        let how = Redrive { horizon_ms: None, ..how };
+        let (_, moved) = redrive(queue.as_ref(), &how).await.unwrap();
+        assert_eq!(moved.moved, 1);
+        assert!(queue.memory.messages(DLQ).is_empty());
     }
 }
