@@ -44,6 +44,11 @@ pub struct Region {
     /// The region's Redis.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// The subscription's dead-letter queue ("undelivered" queue), where SNS
+    /// keeps what it could not deliver to this region's queue. It lives in
+    /// the topic's region.
+    #[serde(default)]
+    pub sub_dlq_url: Option<String>,
 }
 
 /// The content of the environment file. Unknown fields are ignored, so the

@@ -36,7 +36,8 @@ use regis_applier::config::DEFAULT_TOMBSTONE_HORIZON_SECONDS;
     after_help = "Examples:
   regis dlq list --region eu-west-1
   regis dlq show --region eu-west-1 4f1c2a9e-0b7d-4c3e-9a51-2f6d8e0c1b7a
-  regis dlq redrive --region eu-west-1 --reason bad-signature"
+  regis dlq redrive --region eu-west-1 --reason bad-signature
+  regis dlq list --region eu-west-1 --subscription"
 )]
 pub struct DlqArgs {
     /// What to do.
@@ -73,6 +74,15 @@ pub struct QueueArgs {
     /// The dead-letter queue [default: the environment file's, for --region].
     #[arg(long, env = "REGIS_DLQ_URL", value_name = "URL")]
     pub dlq_url: Option<String>,
+    /// Work on the region's subscription dead-letter queue instead: what SNS
+    /// could not deliver to the region's queue (a KMS or policy error, a
+    /// deleted queue). It lives in the topic's region; its messages are
+    /// batches exactly as published, redriven to the region's apply queue.
+    #[arg(long)]
+    pub subscription: bool,
+    /// With --subscription: the queue's region [default: the environment file's topic region].
+    #[arg(long, value_name = "REGION")]
+    pub dlq_region: Option<String>,
     /// The local environment file.
     #[command(flatten)]
     pub env: EnvArgs,
@@ -146,23 +156,42 @@ pub struct RedriveArgs {
     pub json: bool,
 }
 
-/// A region's DLQ, and the client that reaches it.
+/// A region's DLQ (or subscription DLQ), the client that reaches it, and
+/// the client of the region's own queues.
 struct Dlq {
     queue: Arc<dyn QueueClient>,
     url: String,
+    region_queues: Arc<dyn QueueClient>,
 }
 
 async fn open(args: &QueueArgs) -> Result<(Dlq, Option<LocalEnv>), OpsError> {
     let env = args.env.load()?;
     let region_env = env.as_ref().and_then(|e| e.region(&args.region));
+    let region_queues: Arc<dyn QueueClient> = Arc::new(SqsQueue::new(&sdk_config(&args.region, env.as_ref()).await));
+    if !args.subscription {
+        let url = pick(
+            args.dlq_url.as_deref(),
+            region_env.and_then(|r| r.dlq_url.as_deref()),
+            &format!("DLQ URL for region {}", args.region),
+            "--dlq-url",
+        )?;
+        let queue = Arc::clone(&region_queues);
+        return Ok((Dlq { queue, url, region_queues }, env));
+    }
     let url = pick(
         args.dlq_url.as_deref(),
-        region_env.and_then(|r| r.dlq_url.as_deref()),
-        &format!("DLQ URL for region {}", args.region),
+        region_env.and_then(|r| r.sub_dlq_url.as_deref()),
+        &format!("subscription DLQ URL for region {}", args.region),
         "--dlq-url",
     )?;
-    let queue: Arc<dyn QueueClient> = Arc::new(SqsQueue::new(&sdk_config(&args.region, env.as_ref()).await));
-    Ok((Dlq { queue, url }, env))
+    let dlq_region = pick(
+        args.dlq_region.as_deref(),
+        env.as_ref().and_then(|e| e.topic_region.as_deref()),
+        "the subscription DLQ's region (the topic's)",
+        "--dlq-region",
+    )?;
+    let queue: Arc<dyn QueueClient> = Arc::new(SqsQueue::new(&sdk_config(&dlq_region, env.as_ref()).await));
+    Ok((Dlq { queue, url, region_queues }, env))
 }
 
 /// `regis dlq`.
@@ -221,7 +250,7 @@ async fn redrive(args: RedriveArgs) -> Result<Outcome, OpsError> {
         horizon_ms: (!args.include_beyond_horizon).then(|| args.tombstone_horizon_seconds.saturating_mul(1000)),
         now_ms: now_ms(),
     };
-    let (method, moved) = redrive::redrive(dlq.queue.as_ref(), &how).await?;
+    let (method, moved) = redrive::redrive(dlq.queue.as_ref(), dlq.region_queues.as_ref(), &how).await?;
     let method = method.as_str();
     if args.json {
         print_json(&json!({

@@ -85,8 +85,16 @@ pub struct Redrive<'a> {
 /// available, else by hand.
 /// A move task moves everything, so it is used only when nothing is to be
 /// left behind: no reason filter and no horizon check.
-pub async fn redrive(queue: &dyn QueueClient, how: &Redrive<'_>) -> Result<(Method, Moved), OpsError> {
-    if how.reason.is_none() && !how.manual && how.horizon_ms.is_none() {
+/// `queue` reaches the DLQ, `apply` the apply queue (the same client
+/// unless the DLQ is a subscription DLQ in the topic's region; a move task
+/// then cannot cross regions and messages move by hand).
+pub async fn redrive(
+    queue: &dyn QueueClient,
+    apply: &dyn QueueClient,
+    how: &Redrive<'_>,
+) -> Result<(Method, Moved), OpsError> {
+    let same_client = std::ptr::addr_eq(queue as *const dyn QueueClient, apply as *const dyn QueueClient);
+    if how.reason.is_none() && !how.manual && how.horizon_ms.is_none() && same_client {
         match move_task(queue, how.dlq_url, how.queue_url, how.timeout).await {
             Ok(moved) => {
                 let moved = Moved {
@@ -98,7 +106,7 @@ pub async fn redrive(queue: &dyn QueueClient, how: &Redrive<'_>) -> Result<(Meth
             Err(e) => eprintln!("regis: the SQS move task is not available ({e}); moving messages one by one"),
         }
     }
-    let moved = move_by_hand(queue, how).await?;
+    let moved = move_by_hand(queue, apply, how).await?;
     Ok((Method::ByHand, moved))
 }
 
@@ -159,10 +167,10 @@ pub async fn move_task(
 /// whose reason is not `reason` are made visible again at the end, also
 /// when the move stops on an error.
 /// Letters older than the horizon (when one is given) are left too.
-pub async fn move_by_hand(queue: &dyn QueueClient, how: &Redrive<'_>) -> Result<Moved, OpsError> {
+pub async fn move_by_hand(queue: &dyn QueueClient, apply: &dyn QueueClient, how: &Redrive<'_>) -> Result<Moved, OpsError> {
     let dlq_url = how.dlq_url;
     let mut skipped: Vec<String> = Vec::new();
-    let moved = move_matching(queue, how, &mut skipped).await;
+    let moved = move_matching(queue, apply, how, &mut skipped).await;
     // Put back what did not match, so the DLQ looks as before.
     let handles: Vec<&str> = skipped.iter().map(String::as_str).collect();
     let results = queue.change_visibility_all(dlq_url, &handles, 0).await;
@@ -174,7 +182,12 @@ pub async fn move_by_hand(queue: &dyn QueueClient, how: &Redrive<'_>) -> Result<
     moved
 }
 
-async fn move_matching(queue: &dyn QueueClient, how: &Redrive<'_>, skipped: &mut Vec<String>) -> Result<Moved, OpsError> {
+async fn move_matching(
+    queue: &dyn QueueClient,
+    apply: &dyn QueueClient,
+    how: &Redrive<'_>,
+    skipped: &mut Vec<String>,
+) -> Result<Moved, OpsError> {
     let (dlq_url, queue_url, reason) = (how.dlq_url, how.queue_url, how.reason);
     let too_old = |l: &Letter| how.horizon_ms.is_some_and(|h| l.is_beyond_horizon(how.now_ms, h));
     let receive = ReceiveOptions {
@@ -202,7 +215,7 @@ async fn move_matching(queue: &dyn QueueClient, how: &Redrive<'_>, skipped: &mut
         result.beyond_horizon += old;
         result.skipped += other.len() as u64 - old;
         skipped.extend(other.into_iter().map(|l| l.receipt_handle));
-        let (sent, failed_call) = send(queue, queue_url, &matching).await;
+        let (sent, failed_call) = send(apply, queue_url, &matching).await;
         result.failed += (matching.len() - sent.len()) as u64;
         let deleted = delete(queue, dlq_url, &sent).await;
         result.moved += deleted;
@@ -342,7 +355,7 @@ mod tests {
     async fn letters_sent_but_not_deleted_count_as_duplicates() {
         let queue = dlq_of(4);
         queue.faults().failing_deletes = true;
-        let moved = move_by_hand(queue.as_ref(), &by_hand(None)).await.unwrap();
+        let moved = move_by_hand(queue.as_ref(), queue.as_ref(), &by_hand(None)).await.unwrap();
         assert_eq!(
             moved,
             Moved {
@@ -358,7 +371,7 @@ mod tests {
     async fn an_unreachable_apply_queue_stops_the_move_and_loses_nothing() {
         let queue = dlq_of(6);
         queue.faults().failing_sends = usize::MAX;
-        let e = move_by_hand(queue.as_ref(), &by_hand(Some("malformed")))
+        let e = move_by_hand(queue.as_ref(), queue.as_ref(), &by_hand(Some("malformed")))
             .await
             .unwrap_err();
         assert_eq!(e.exit_code(), 1);
@@ -384,7 +397,7 @@ mod tests {
             );
         }
         queue.memory.push(DLQ, parked("small", None, None));
-        let moved = move_by_hand(queue.as_ref(), &by_hand(None)).await.unwrap();
+        let moved = move_by_hand(queue.as_ref(), queue.as_ref(), &by_hand(None)).await.unwrap();
         assert_eq!(moved.moved, 11);
         // Ten of 100 KiB: two per 256 KiB call; then the small one alone.
         assert_eq!(queue.memory.send_calls(APPLY), 6);
@@ -397,7 +410,7 @@ mod tests {
             manual: false,
             ..by_hand(None)
         };
-        let (method, moved) = redrive(queue.as_ref(), &how).await.unwrap();
+        let (method, moved) = redrive(queue.as_ref(), queue.as_ref(), &how).await.unwrap();
         assert_eq!((method, moved.moved), (Method::MoveTask, 12));
         assert_eq!(queue.memory.messages(APPLY).len(), 12);
         assert_eq!(queue.memory.send_calls(APPLY), 0, "SQS moved them");
@@ -411,7 +424,7 @@ mod tests {
             manual: false,
             ..by_hand(None)
         };
-        let (method, moved) = redrive(queue.as_ref(), &how).await.unwrap();
+        let (method, moved) = redrive(queue.as_ref(), queue.as_ref(), &how).await.unwrap();
         assert_eq!((method, moved.moved), (Method::ByHand, 12));
         assert!(queue.memory.messages(DLQ).is_empty());
     }
@@ -445,15 +458,30 @@ mod tests {
             ..by_hand(None)
         };
         // No filter, but a horizon: by hand, never by move task.
-        let (method, moved) = redrive(queue.as_ref(), &how).await.unwrap();
+        let (method, moved) = redrive(queue.as_ref(), queue.as_ref(), &how).await.unwrap();
         assert_eq!(method, Method::ByHand);
         assert_eq!((moved.moved, moved.beyond_horizon, moved.skipped), (1, 1, 0));
         assert_eq!(queue.memory.messages(DLQ).len(), 1, "the old batch stays parked");
         assert_eq!(queue.memory.visible(DLQ), 1, "and visible again");
         // Told to include it.
         let how = Redrive { horizon_ms: None, ..how };
-        let (_, moved) = redrive(queue.as_ref(), &how).await.unwrap();
+        let (_, moved) = redrive(queue.as_ref(), queue.as_ref(), &how).await.unwrap();
         assert_eq!(moved.moved, 1);
         assert!(queue.memory.messages(DLQ).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscription_dlq_in_another_region_is_moved_by_hand_to_the_region_client() {
+        let topic_region = dlq_of(5);
+        let region = regis_testkit::MemoryQueue::new();
+        let how = Redrive {
+            manual: false,
+            ..by_hand(None)
+        };
+        let (method, moved) = redrive(topic_region.as_ref(), &region, &how).await.unwrap();
+        assert_eq!((method, moved.moved), (Method::ByHand, 5), "a move task cannot cross regions");
+        assert_eq!(region.messages(APPLY).len(), 5, "sent with the region's client");
+        assert!(topic_region.memory.messages(APPLY).is_empty());
+        assert!(topic_region.memory.messages(DLQ).is_empty());
     }
 }
