@@ -74,7 +74,7 @@ if [ "$first_failure" -eq 0 ]; then
     REGIS_SKIP_BUILD=1 run_stage up local/up.sh
 fi
 if [ "$first_failure" -eq 0 ]; then
-    run_stage "cargo test" cargo test --workspace
+    run_stage "cargo test" cargo test --workspace --no-fail-fast
     # The decoder's fuzz target (fuzz/, outside the workspace) must build,
     # and a short run over the seeds must find nothing. Without cargo-fuzz's
     # coverage instrumentation libFuzzer mutates blindly: a smoke test, not

@@ -29,6 +29,10 @@ use serde_json::json;
 use crate::local_env::{EnvArgs, LocalEnv, pick, sdk_config};
 use crate::output::{OpsError, Outcome, print_json};
 pub use regis_aws::clock::now_ms;
+    /// The tenant registry as inline JSON (`{"t": {"regions": [...], "prefixes": [...]}}`)
+    /// [default: the environment file's]. Tenants not in it are refused.
+    #[arg(long, env = "REGIS_TENANTS", value_name = "JSON")]
+    pub tenants: Option<String>,
 
 /// Where to publish: the topic, and who the publisher says it is.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -180,7 +184,9 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
         .or_else(|| env.and_then(|e| e.region(&origin)).map(|r| r.rank))
         .unwrap_or(0);
     let mut config = PublisherConfig::new(topic_arn, origin, rank);
-    if let Some(env) = env {
+    if let Some(json) = &topic.tenants {
+        config.tenants = regis_wire::TenantRegistry::parse(json).map_err(|e| OpsError::invalid("--tenants", e))?;
+    } else if let Some(env) = env {
         config.tenants = env.tenants.clone();
     }
     if let Some(spec) = &topic.signing_key {

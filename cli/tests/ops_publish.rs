@@ -33,7 +33,15 @@ async fn publish_sends_commands_through_the_topic_and_refusals_send_nothing() {
     let (sns, sqs) = (localstack::sns(REGION).await, localstack::sqs(REGION).await);
     let topic_arn = topic(&sns).await;
     let queue = subscribed_queue(&sns, &sqs, &topic_arn, REGION).await;
-    let to = ["publish", "--topic-arn", topic_arn.as_str(), "--tenant", "acme"];
+    let to = [
+        "publish",
+        "--topic-arn",
+        topic_arn.as_str(),
+        "--tenant",
+        "acme",
+        "--tenants",
+        r#"{"acme": {"regions": ["*"], "prefixes": [""]}}"#,
+    ];
 
     let out = regis(&[&to[..], &["--json", "SET", "user:1", "alice", "EX", "60"]].concat()).await;
     assert_exit(&out, 0);
@@ -120,6 +128,9 @@ async fn resync_all_publishes_to_the_topic() {
     assert!(commands.iter().all(|c| c.name() == "set"));
 }
 
+/// The registry `regis lag` publishes its probe under.
+const PROBE_TENANTS: &str = r#"{"regis-probe": {"regions": ["*"], "prefixes": ["regis:probe:"]}}"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_sees_the_probe_in_a_region_served_by_a_worker() {
     localstack::ensure_running().await;
@@ -141,6 +152,7 @@ async fn lag_sees_the_probe_in_a_region_served_by_a_worker() {
             &dlq.url,
         ])
         .args(["--redis-url", &redis.url(), "--wait-seconds", "1", "--receivers", "1"])
+        .args(["--allow-unsigned", "--allow-any-tenant"])
         .env("AWS_ENDPOINT_URL", localstack::endpoint())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -154,6 +166,8 @@ async fn lag_sees_the_probe_in_a_region_served_by_a_worker() {
         "lag",
         "--topic-arn",
         &topic_arn,
+        "--tenants",
+        PROBE_TENANTS,
         "--redis-urls",
         &format!("{REGION}={}", redis.url()),
         "--log-dir",
@@ -195,6 +209,8 @@ async fn lag_sees_the_probe_in_a_region_served_by_a_worker() {
         "lag",
         "--topic-arn",
         &topic_arn,
+        "--tenants",
+        PROBE_TENANTS,
         "--redis-urls",
         &format!("idle={}", idle.url()),
         "--timeout",

@@ -86,7 +86,7 @@ PENDING_DOCUMENTATION: set = set()
 
 # Documented settings the Lambda is never given: signing keys in plaintext
 # (the Lambda reads them from Secrets Manager, REGIS_SIGNING_SECRET_IDS).
-NOT_FOR_THE_LAMBDA = {"REGIS_SIGNING_KEYS"}
+NOT_FOR_THE_LAMBDA = {"REGIS_SIGNING_KEYS", "REGIS_ALLOW_ANY_TENANT"}
 
 TOPIC_MODULE = os.path.join(INFRA, "modules", "topic")
 
