@@ -113,7 +113,6 @@ impl Plan {
     }
 }
 
-
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])

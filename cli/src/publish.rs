@@ -29,10 +29,6 @@ use serde_json::json;
 use crate::local_env::{EnvArgs, LocalEnv, pick, sdk_config};
 use crate::output::{OpsError, Outcome, print_json};
 pub use regis_aws::clock::now_ms;
-    /// The tenant registry as inline JSON (`{"t": {"regions": [...], "prefixes": [...]}}`)
-    /// [default: the environment file's]. Tenants not in it are refused.
-    #[arg(long, env = "REGIS_TENANTS", value_name = "JSON")]
-    pub tenants: Option<String>,
 
 /// Where to publish: the topic, and who the publisher says it is.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -52,6 +48,10 @@ pub struct TopicArgs {
     /// origin's rank in the environment file, else 0].
     #[arg(long, env = "REGIS_RANK")]
     pub rank: Option<u16>,
+    /// The tenant registry as inline JSON (`{"t": {"regions": [...], "prefixes": [...]}}`)
+    /// [default: the environment file's]. Tenants not in it are refused.
+    #[arg(long, env = "REGIS_TENANTS", value_name = "JSON")]
+    pub tenants: Option<String>,
     /// Sign batches with this key, `id:base64secret`.
     #[arg(long, env = "REGIS_SIGNING_KEY", value_name = "ID:SECRET", hide_env_values = true)]
     pub signing_key: Option<String>,
@@ -195,7 +195,6 @@ pub async fn connect(topic: &TopicArgs, env: Option<&LocalEnv>) -> Result<Publis
     let sdk = sdk_config(&region, env).await;
     Publisher::new(config, AwsSns::from_sdk_config(&sdk)).map_err(|e| OpsError::invalid("publisher", e))
 }
-
 
 fn read_source(file: &PathBuf) -> Result<String, OpsError> {
     if file.as_os_str() == "-" {

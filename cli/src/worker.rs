@@ -48,11 +48,11 @@ use regis_applier::metrics::{self, CycleMetrics};
 use regis_applier::records::{Apply, Outcome, Processor, Record};
 use regis_applier::{Applier, ApplierConfig};
 use regis_aws::batch::RECEIVE_MAX_WAIT_SECONDS;
+use regis_aws::clock::now_ms;
 use regis_aws::{QueueAttribute, QueueClient, QueueError, ReceiveOptions, ReceivedMessage};
 use regis_wire::Mode;
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 use tracing::{Instrument as _, info, info_span, warn};
-use regis_aws::clock::now_ms;
 
 /// Longest long poll (re-exported for the flag's range).
 pub const MAX_WAIT_SECONDS: u8 = RECEIVE_MAX_WAIT_SECONDS;
@@ -530,7 +530,6 @@ fn record(message: &mut ReceivedMessage, queue_url: &str) -> Record {
         source_queue: queue_url.to_owned(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

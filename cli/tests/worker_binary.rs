@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use regis_aws::clock::now_ms;
 use regis_aws::{OutgoingMessage, QueueClient as _, SqsQueue};
 use regis_testkit::localstack;
 use regis_testkit::{RedisServer, batches};
 use regis_wire::{Command, HybridClock, Mode, VersionedCommand};
 use serde_json::Value;
-use regis_aws::clock::now_ms;
 
 const REGION: &str = "ap-south-1";
 
@@ -23,7 +23,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_binary_applies_reports_lag_and_stops_cleanly_on_sigterm() {

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, SendMessageBatchRequestEntry};
+use regis_aws::clock::now_ms;
 use regis_cli::worker::{WorkerArgs, serve};
 use regis_testkit::RedisServer;
 use regis_testkit::localstack;
 use regis_wire::{Batch, BatchHeader, Command, EncodeOptions, HybridClock, Mode, VersionedCommand};
-use regis_aws::clock::now_ms;
 
 const REGION: &str = "eu-west-1";
 
@@ -42,7 +42,6 @@ fn batch_text(id: &str, keys: &[String], clock: &mut HybridClock, now_ms: u64) -
     };
     regis_wire::encode(&batch, &EncodeOptions::default()).unwrap().text
 }
-
 
 fn attribute(message: &Message, name: &str) -> Option<String> {
     message

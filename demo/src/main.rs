@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
+use regis_aws::clock::now_ms;
 use regis_demo::env::Env;
 use regis_demo::model::{Model, State, diff, snapshot};
 use regis_publisher::{Command, Publisher};
-use regis_aws::clock::now_ms;
 
 /// The unrestricted tenant of the demo.
 const GLOBAL_TENANT: &str = "hotel-global";
@@ -409,7 +409,6 @@ async fn run() -> Result<bool, String> {
         Ok(false)
     }
 }
-
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -25,9 +25,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use regis_applier::telemetry::{self, LogFormat};
 use regis_applier::{Applier, ApplierConfig, report};
 use regis_aws::SqsQueue;
+use regis_aws::clock::now_ms;
 use regis_aws::sdk::{self, Endpoint};
 use tracing::Instrument as _;
-use regis_aws::clock::now_ms;
 
 fn main() -> Result<(), Error> {
     let config = ApplierConfig::from_lookup(|name| std::env::var(name).ok())?;
@@ -64,4 +64,3 @@ async fn serve(mut config: ApplierConfig) -> Result<(), Error> {
     }))
     .await
 }
-

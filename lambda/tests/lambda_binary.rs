@@ -11,6 +11,7 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use regis_aws::clock::now_ms;
 use regis_testkit::RedisServer;
 use regis_testkit::localstack;
 use regis_wire::{Batch, BatchHeader, Command, EncodeOptions, HybridClock, Mode, VersionedCommand};
@@ -18,7 +19,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc};
-use regis_aws::clock::now_ms;
 
 const REGION: &str = "eu-west-1";
 const QUEUE_ARN: &str = "arn:aws:sqs:eu-west-1:000000000000:regis-eu-west-1";
@@ -164,7 +164,6 @@ async fn read_body<R: tokio::io::AsyncBufRead + Unpin>(read: &mut R, headers: &H
     }
     body
 }
-
 
 fn batch_text(id: &str, key: &str, clock: &mut HybridClock) -> String {
     let now = now_ms();

@@ -17,11 +17,11 @@ use regis_wire::{
     Limit, Mode, SigningKey, Tenant, TenantDenied, VersionedCommand, encode_owned_list,
 };
 
-use regis_aws::clock::Clock;
 use crate::error::{DeliveryError, FailureCause, PublishError};
 use crate::receipt::{BatchSlot, Tracker};
 use crate::sns::{Attribute, OutgoingMessage, routing_attributes};
 use crate::stats::{Counters, add};
+use regis_aws::clock::Clock;
 
 /// Most commands in one batch with the default limits: half of the
 /// decoder's default ([`regis_wire::MAX_COMMANDS`]), so appliers with

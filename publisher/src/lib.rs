@@ -93,12 +93,12 @@ mod stats;
 
 pub use aws::{ATTEMPT_TIMEOUT, AwsSns};
 pub use batch::{MAX_BATCH_COMMANDS, MAX_BATCH_ELEMENTS, MAX_BATCH_JSON_BYTES};
-pub use regis_aws::clock::{Clock, ManualClock, SystemClock};
 pub use config::{MIN_MESSAGE_BYTES, Overflow, PublisherConfig, RetryPolicy};
 pub use error::{ConfigError, DeliveryError, FailureCause, FlushError, PublishError, SnsError};
 pub use memory::{EntryFault, MemorySns, RecordedMessage};
 pub use publisher::{Publisher, PublisherBuilder};
 pub use receipt::Receipt;
+pub use regis_aws::clock::{Clock, ManualClock, SystemClock};
 pub use regis_aws::secrets::{SecretError, SecretSource, load_signing_key, secrets_manager};
 pub use regis_wire::{Command, Compression, Mode, SigningKey, Tenant, TenantRegistry};
 pub use sns::{

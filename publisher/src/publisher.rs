@@ -19,13 +19,13 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::batch::{ClosedBatch, OpenBatch, Planner, Sealer, TenantInfo};
-use regis_aws::clock::{Clock, SystemClock};
 use crate::config::{Overflow, PublisherConfig};
 use crate::error::{ConfigError, FlushError, PublishError};
 use crate::receipt::{BatchSlot, Receipt, Registry, lock};
 use crate::sender::{self, SendContext};
 use crate::sns::SnsClient;
 use crate::stats::{Counters, Stats, add};
+use regis_aws::clock::{Clock, SystemClock};
 
 /// Upper bound of any version's serialized size, for reserving buffer bytes
 /// before the real version is known.

@@ -11,10 +11,10 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use rand::Rng as _;
+pub use regis_aws::clock::now_ms;
 pub use regis_demo::env::Env;
 pub use regis_demo::model::{State, diff, snapshot, state_after};
 use regis_publisher::{Command, Publisher};
-pub use regis_aws::clock::now_ms;
 
 /// The tenant of unrestricted test traffic (not in the topology's tenants).
 pub const OPEN_TENANT: &str = "e2e-open";
@@ -49,7 +49,6 @@ pub fn prefix(test: &str) -> String {
     let n: u64 = rand::rng().random();
     format!("e2e:{test}:{:010x}:", n & 0xff_ffff_ffff)
 }
-
 
 /// Waits until each of `regions` holds exactly `expected` under `prefix`;
 /// panics with the differences after `timeout`. Returns how long it took.

@@ -212,9 +212,6 @@ fn push_args(cmd: &mut Cmd, vc: &VersionedCommand) {
         Command::ZRem { .. } => "y",
         Command::PExpireAt { .. } => "p",
         Command::Persist { .. } => "q",
-        // Unknown to this engine: the script refuses it, and the batch fails
-        // permanently.
-        other => other.name(),
     };
     cmd.arg(op).arg(version);
     match &vc.command {
@@ -254,7 +251,6 @@ fn push_args(cmd: &mut Cmd, vc: &VersionedCommand) {
         Command::PExpireAt { at_ms, .. } => {
             cmd.arg(at_ms);
         }
-        _ => {}
     }
 }
 

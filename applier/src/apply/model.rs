@@ -88,14 +88,31 @@ impl Replay {
                 Command::ZReplace { members, .. } => Some(ModelValue::SortedSet(
                     members.iter().map(|(score, m)| (m.clone(), *score)).collect(),
                 )),
-                _ => None,
+                // A delete, the one whole-key write without data.
+                Command::Del { .. }
+                | Command::HSet { .. }
+                | Command::HDel { .. }
+                | Command::SAdd { .. }
+                | Command::SRem { .. }
+                | Command::ZAdd { .. }
+                | Command::ZRem { .. }
+                | Command::PExpireAt { .. }
+                | Command::Persist { .. } => None,
             };
             self.expire_at_ms = match command {
                 Command::Set { expire_at_ms, .. }
                 | Command::HReplace { expire_at_ms, .. }
                 | Command::SReplace { expire_at_ms, .. }
                 | Command::ZReplace { expire_at_ms, .. } => *expire_at_ms,
-                _ => None,
+                Command::Del { .. }
+                | Command::HSet { .. }
+                | Command::HDel { .. }
+                | Command::SAdd { .. }
+                | Command::SRem { .. }
+                | Command::ZAdd { .. }
+                | Command::ZRem { .. }
+                | Command::PExpireAt { .. }
+                | Command::Persist { .. } => None,
             };
         } else {
             match command {
@@ -103,7 +120,17 @@ impl Replay {
                 // does not exist; a key created before it passes takes it.
                 Command::PExpireAt { at_ms, .. } => self.expire_at_ms = Some(*at_ms),
                 Command::Persist { .. } => self.expire_at_ms = None,
-                _ => self.element_write(command),
+                Command::HSet { .. }
+                | Command::HDel { .. }
+                | Command::SAdd { .. }
+                | Command::SRem { .. }
+                | Command::ZAdd { .. }
+                | Command::ZRem { .. } => self.element_write(command),
+                Command::Set { .. }
+                | Command::Del { .. }
+                | Command::HReplace { .. }
+                | Command::SReplace { .. }
+                | Command::ZReplace { .. } => unreachable!("whole-key writes are handled above"),
             }
         }
         // Differs from Redis (2): an emptied collection does not exist, but

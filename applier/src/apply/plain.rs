@@ -40,7 +40,13 @@ fn expiry_set(command: &Command) -> Option<Option<u64>> {
         | Command::ZReplace { expire_at_ms, .. } => Some(*expire_at_ms),
         Command::PExpireAt { at_ms, .. } => Some(Some(*at_ms)),
         Command::Persist { .. } => Some(None),
-        _ => None,
+        Command::Del { .. }
+        | Command::HSet { .. }
+        | Command::HDel { .. }
+        | Command::SAdd { .. }
+        | Command::SRem { .. }
+        | Command::ZAdd { .. }
+        | Command::ZRem { .. } => None,
     }
 }
 
@@ -199,11 +205,6 @@ pub(crate) fn push(pipe: &mut Pipeline, command: &Command, expiry: Option<Option
                     }
                 });
             }
-        }
-        // A command this engine does not know yet: let Redis refuse it, so
-        // the batch fails permanently with the command's name in the reason.
-        other => {
-            pipe.cmd("REGIS-UNSUPPORTED").arg(other.name());
         }
     }
 }

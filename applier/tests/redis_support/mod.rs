@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use redis::aio::ConnectionLike;
 use regis_applier::apply::bookkeeping::{ASIDE_PREFIX, BOOKKEEPING_PREFIX};
 use regis_applier::apply::model::ModelValue;
-use regis_wire::{Batch, BatchHeader, Command, Mode, Version, VersionedCommand};
 pub use regis_aws::clock::now_ms;
+use regis_wire::{Batch, BatchHeader, Command, Mode, Version, VersionedCommand};
 
 /// Allowed difference between an expected absolute expiry and the one read
 /// back through `PTTL` (the two clocks are read at slightly different times).
 pub const EXPIRY_TOLERANCE_MS: u64 = 2_000;
-
 
 /// A batch of `mode` with the given commands.
 pub fn batch(mode: Mode, id: &str, commands: Vec<VersionedCommand>) -> Batch {

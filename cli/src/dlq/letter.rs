@@ -163,7 +163,10 @@ pub fn print_list(listing: &Listing<'_>, json: bool, now_ms: u64) {
         complete,
         horizon_ms,
     } = *listing;
-    let beyond = letters.iter().filter(|l| l.is_beyond_horizon(now_ms, horizon_ms)).count();
+    let beyond = letters
+        .iter()
+        .filter(|l| l.is_beyond_horizon(now_ms, horizon_ms))
+        .count();
     let groups = group_by_reason(letters);
     let age = |at: Option<u64>| at.map(|at| now_ms.saturating_sub(at));
     if json {

@@ -176,7 +176,14 @@ async fn open(args: &QueueArgs) -> Result<(Dlq, Option<LocalEnv>), OpsError> {
             "--dlq-url",
         )?;
         let queue = Arc::clone(&region_queues);
-        return Ok((Dlq { queue, url, region_queues }, env));
+        return Ok((
+            Dlq {
+                queue,
+                url,
+                region_queues,
+            },
+            env,
+        ));
     }
     let url = pick(
         args.dlq_url.as_deref(),
@@ -191,7 +198,14 @@ async fn open(args: &QueueArgs) -> Result<(Dlq, Option<LocalEnv>), OpsError> {
         "--dlq-region",
     )?;
     let queue: Arc<dyn QueueClient> = Arc::new(SqsQueue::new(&sdk_config(&dlq_region, env.as_ref()).await));
-    Ok((Dlq { queue, url, region_queues }, env))
+    Ok((
+        Dlq {
+            queue,
+            url,
+            region_queues,
+        },
+        env,
+    ))
 }
 
 /// `regis dlq`.

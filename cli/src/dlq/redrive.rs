@@ -167,7 +167,11 @@ pub async fn move_task(
 /// whose reason is not `reason` are made visible again at the end, also
 /// when the move stops on an error.
 /// Letters older than the horizon (when one is given) are left too.
-pub async fn move_by_hand(queue: &dyn QueueClient, apply: &dyn QueueClient, how: &Redrive<'_>) -> Result<Moved, OpsError> {
+pub async fn move_by_hand(
+    queue: &dyn QueueClient,
+    apply: &dyn QueueClient,
+    how: &Redrive<'_>,
+) -> Result<Moved, OpsError> {
     let dlq_url = how.dlq_url;
     let mut skipped: Vec<String> = Vec::new();
     let moved = move_matching(queue, apply, how, &mut skipped).await;
@@ -309,7 +313,9 @@ mod tests {
     #[tokio::test]
     async fn a_reason_filter_moves_only_its_letters_and_puts_the_rest_back() {
         let queue = dlq_of(15);
-        let (method, moved) = redrive(queue.as_ref(), &by_hand(Some("malformed"))).await.unwrap();
+        let (method, moved) = redrive(queue.as_ref(), queue.as_ref(), &by_hand(Some("malformed")))
+            .await
+            .unwrap();
         assert_eq!(method, Method::ByHand);
         assert_eq!(
             moved,
@@ -338,7 +344,7 @@ mod tests {
     async fn only_what_the_send_accepted_is_deleted() {
         let queue = dlq_of(6);
         queue.faults().refused_bodies.insert("body-m1".into());
-        let (_, moved) = redrive(queue.as_ref(), &by_hand(None)).await.unwrap();
+        let (_, moved) = redrive(queue.as_ref(), queue.as_ref(), &by_hand(None)).await.unwrap();
         assert_eq!(
             moved,
             Moved {
@@ -355,7 +361,9 @@ mod tests {
     async fn letters_sent_but_not_deleted_count_as_duplicates() {
         let queue = dlq_of(4);
         queue.faults().failing_deletes = true;
-        let moved = move_by_hand(queue.as_ref(), queue.as_ref(), &by_hand(None)).await.unwrap();
+        let moved = move_by_hand(queue.as_ref(), queue.as_ref(), &by_hand(None))
+            .await
+            .unwrap();
         assert_eq!(
             moved,
             Moved {
@@ -397,7 +405,9 @@ mod tests {
             );
         }
         queue.memory.push(DLQ, parked("small", None, None));
-        let moved = move_by_hand(queue.as_ref(), queue.as_ref(), &by_hand(None)).await.unwrap();
+        let moved = move_by_hand(queue.as_ref(), queue.as_ref(), &by_hand(None))
+            .await
+            .unwrap();
         assert_eq!(moved.moved, 11);
         // Ten of 100 KiB: two per 256 KiB call; then the small one alone.
         assert_eq!(queue.memory.send_calls(APPLY), 6);
@@ -464,7 +474,10 @@ mod tests {
         assert_eq!(queue.memory.messages(DLQ).len(), 1, "the old batch stays parked");
         assert_eq!(queue.memory.visible(DLQ), 1, "and visible again");
         // Told to include it.
-        let how = Redrive { horizon_ms: None, ..how };
+        let how = Redrive {
+            horizon_ms: None,
+            ..how
+        };
         let (_, moved) = redrive(queue.as_ref(), queue.as_ref(), &how).await.unwrap();
         assert_eq!(moved.moved, 1);
         assert!(queue.memory.messages(DLQ).is_empty());
@@ -479,7 +492,11 @@ mod tests {
             ..by_hand(None)
         };
         let (method, moved) = redrive(topic_region.as_ref(), &region, &how).await.unwrap();
-        assert_eq!((method, moved.moved), (Method::ByHand, 5), "a move task cannot cross regions");
+        assert_eq!(
+            (method, moved.moved),
+            (Method::ByHand, 5),
+            "a move task cannot cross regions"
+        );
         assert_eq!(region.messages(APPLY).len(), 5, "sent with the region's client");
         assert!(topic_region.memory.messages(APPLY).is_empty());
         assert!(topic_region.memory.messages(DLQ).is_empty());

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use regis_applier::apply::Engine;
+pub use regis_aws::clock::now_ms;
 use regis_aws::{QueueClient, ReceiveOptions, ReceivedMessage, SqsQueue};
 use regis_testkit::localstack::{self, Queue};
 use regis_wire::{Batch, DecodeLimits, Keyring};
-pub use regis_aws::clock::now_ms;
 
 /// Runs `regis` with `args`, talking to LocalStack with test credentials.
 pub async fn regis(args: &[&str]) -> Output {
@@ -47,7 +47,6 @@ pub fn json(output: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
-
 
 /// Receives everything in a queue (deleting it) until it stays empty for `quiet`.
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str, quiet: Duration) -> Vec<ReceivedMessage> {
