@@ -20,7 +20,8 @@ fn b(s: &str) -> Vec<u8> {
 /// A publisher for `origin` (with that region's rank) whose clock the test sets.
 async fn origin_publisher(env: &common::Env, origin: &str, clock: Arc<ManualClock>) -> Publisher {
     let rank = env.region(origin).rank;
-    let config = PublisherConfig::new(&env.topic_arn, origin, rank);
+    let mut config = PublisherConfig::new(&env.topic_arn, origin, rank);
+    config.tenants = env.tenants.clone();
     // The topic lives in its own region; every origin publishes to it there.
     let sns = AwsSns::from_sdk_config(&env.sdk_config(&env.topic_region).await);
     Publisher::builder(config, sns)

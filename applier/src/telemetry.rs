@@ -1,9 +1,9 @@
 //! Logging setup, one way for every regis binary.
 //!
-//! Logs go to stderr, never stdout: stdout carries the CloudWatch
-//! embedded-metric lines (and the operator tool's output). The Lambda logs
-//! JSON without timestamps (CloudWatch Logs stamps every line); the worker
-//! and the operator's tool log text.
+//! The Lambda logs JSON lines without timestamps on stdout (CloudWatch Logs
+//! stamps every line, and ships stdout and stderr alike), beside the
+//! embedded-metric lines; the worker and the operator's tool log text on
+//! stderr, keeping stdout for metric lines and command output.
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,16 +25,15 @@ pub fn init(format: LogFormat, filter: Option<&str>) {
     let filter = filter
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Json => builder
+            .with_writer(std::io::stdout)
             .json()
             .with_current_span(true)
             .with_span_list(true)
             .without_time()
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.with_writer(std::io::stderr).try_init(),
     };
 }

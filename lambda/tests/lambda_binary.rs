@@ -304,9 +304,13 @@ async fn the_binary_answers_sqs_events_with_batch_item_failures() {
     let emf: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("_aws").is_some())
+        .filter(|v| v.get("_aws").is_some() && v.get("Reason").is_none())
         .collect();
     assert_eq!(emf.len(), 2, "{stdout}");
+    assert!(
+        stdout.contains(r#""Reason":"malformed""#),
+        "permanent failures are also counted by reason: {stdout}"
+    );
     assert_eq!(emf[0]["Region"], REGION);
     assert_eq!(emf[0]["Batches"], 3);
     assert_eq!(emf[0]["PermanentFailures"], 1);
