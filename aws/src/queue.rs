@@ -19,8 +19,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 
 use crate::batch::{BATCH_MAX_ENTRIES, RECEIVE_MAX_MESSAGES, RECEIVE_MAX_WAIT_SECONDS, plan_batches};
@@ -326,6 +326,13 @@ fn entry_results<'a>(
         .collect()
 }
 
+/// The refused entries of a batch call's answer, by entry id.
+fn refusals(failed: &[BatchResultErrorEntry]) -> impl Iterator<Item = (&str, QueueError)> {
+    failed
+        .iter()
+        .map(|f| (f.id(), refused(f.code(), f.message(), f.sender_fault())))
+}
+
 fn refused(code: &str, message: Option<&str>, sender_fault: bool) -> QueueError {
     QueueError::Refused {
         code: code.to_owned(),
@@ -444,10 +451,7 @@ impl QueueClient for SqsQueue {
             Ok(output) => entry_results(
                 messages.len(),
                 output.successful().iter().map(|s| s.id()),
-                output
-                    .failed()
-                    .iter()
-                    .map(|f| (f.id(), refused(f.code(), f.message(), f.sender_fault()))),
+                refusals(output.failed()),
             ),
             Err(e) => vec![Err(call_error("SendMessageBatch", e)); messages.len()],
         };
@@ -488,10 +492,7 @@ impl QueueClient for SqsQueue {
             Ok(output) => entry_results(
                 receipt_handles.len(),
                 output.successful().iter().map(|s| s.id()),
-                output
-                    .failed()
-                    .iter()
-                    .map(|f| (f.id(), refused(f.code(), f.message(), f.sender_fault()))),
+                refusals(output.failed()),
             ),
             Err(e) => vec![Err(call_error("DeleteMessageBatch", e)); receipt_handles.len()],
         }
@@ -534,10 +535,7 @@ impl QueueClient for SqsQueue {
             Ok(output) => entry_results(
                 receipt_handles.len(),
                 output.successful().iter().map(|s| s.id()),
-                output
-                    .failed()
-                    .iter()
-                    .map(|f| (f.id(), refused(f.code(), f.message(), f.sender_fault()))),
+                refusals(output.failed()),
             ),
             Err(e) => vec![Err(call_error("ChangeMessageVisibilityBatch", e)); receipt_handles.len()],
         }
